@@ -1,0 +1,127 @@
+"""The E2E envelope, enclave side (spec §3). Sans-IO: bytes and keys in, bytes out.
+
+Request: the client seals with a fresh X25519 secret against the enclave's static key.
+Response: the enclave seals with a *fresh* X25519 secret against the client's ephemeral key.
+Both directions use the same construction, so one ``seal``/``open_envelope`` pair serves both:
+
+    shared = X25519(secret, peer_public)            # all-zero result rejected (low order)
+    key    = HKDF-SHA256(ikm=shared, salt=absent, info=b"encryption", L=32)
+    body   = XChaCha20-Poly1305-IETF(key, nonce[24], aad=b"")(plaintext)
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Callable
+
+import nacl.bindings as sodium
+import nacl.exceptions
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from .errors import EnvelopeCode, EnvelopeError
+
+KEY_BYTES = 32
+NONCE_BYTES = 24
+TAG_BYTES = 16
+HKDF_INFO = b"encryption"
+MAX_BODY_BYTES = 1 << 20  # spec §3.5: larger bodies are refused with 413 before parsing
+
+_HEX = re.compile(r"[0-9a-fA-F]*")
+_FIELDS = (("ephemeralPublicKey", KEY_BYTES), ("nonce", NONCE_BYTES), ("ciphertext", None))
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    ephemeral_public_key: bytes
+    nonce: bytes
+    ciphertext: bytes
+
+    @classmethod
+    def from_json(cls, obj: object) -> "Envelope":
+        """Validate a decoded JSON value as an envelope (spec §3.1, §3.5)."""
+        if not isinstance(obj, dict):
+            raise EnvelopeError(EnvelopeCode.INVALID_JSON, "request body must be a JSON object")
+        values = []
+        for name, length in _FIELDS:
+            text = obj.get(name)
+            if not isinstance(text, str):
+                what = "missing" if name not in obj else "not a string"
+                raise EnvelopeError(EnvelopeCode.INVALID_ENVELOPE, f"field {name!r} is {what}")
+            if len(text) % 2 or not _HEX.fullmatch(text):
+                raise EnvelopeError(EnvelopeCode.INVALID_HEX, f"field {name!r} is not even-length hex")
+            raw = bytes.fromhex(text)
+            if length is not None and len(raw) != length:
+                raise EnvelopeError(
+                    EnvelopeCode.INVALID_LENGTH, f"field {name!r} must be {length} bytes, got {len(raw)}"
+                )
+            values.append(raw)
+        if len(values[2]) < TAG_BYTES:
+            raise EnvelopeError(
+                EnvelopeCode.INVALID_LENGTH, f"field 'ciphertext' must be at least {TAG_BYTES} bytes"
+            )
+        return cls(*values)
+
+    def to_json(self) -> dict:
+        return {
+            "ephemeralPublicKey": self.ephemeral_public_key.hex(),
+            "nonce": self.nonce.hex(),
+            "ciphertext": self.ciphertext.hex(),
+        }
+
+    def to_bytes(self) -> bytes:
+        return json.dumps(self.to_json(), separators=(",", ":")).encode()
+
+
+def _reject_duplicate_keys(pairs: list[tuple[str, object]]) -> dict:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        raise EnvelopeError(EnvelopeCode.INVALID_JSON, "duplicate key in JSON object")
+    return obj
+
+
+def parse_body(body: bytes) -> Envelope:
+    """Parse a POSTed request body into an envelope, or raise a typed :class:`EnvelopeError`."""
+    if len(body) > MAX_BODY_BYTES:
+        raise EnvelopeError(EnvelopeCode.PAYLOAD_TOO_LARGE, f"body exceeds {MAX_BODY_BYTES} bytes")
+    try:
+        obj = json.loads(body.decode("utf-8"), object_pairs_hook=_reject_duplicate_keys)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise EnvelopeError(EnvelopeCode.INVALID_JSON, "request body is not UTF-8 JSON") from None
+    return Envelope.from_json(obj)
+
+
+def public_key(secret: bytes) -> bytes:
+    return sodium.crypto_scalarmult_base(secret)
+
+
+def _derive_key(secret: bytes, peer_public: bytes) -> bytes:
+    try:
+        # libsodium refuses an all-zero shared secret, i.e. a low-order peer point (spec §3.5).
+        shared = sodium.crypto_scalarmult(secret, peer_public)
+    except nacl.exceptions.RuntimeError:
+        raise EnvelopeError(EnvelopeCode.LOW_ORDER_PUBLIC_KEY, "public key has low order") from None
+    return HKDF(hashes.SHA256(), KEY_BYTES, None, HKDF_INFO).derive(shared)
+
+
+def seal(recipient_public: bytes, plaintext: bytes, *, ephemeral_secret: bytes, nonce: bytes) -> Envelope:
+    key = _derive_key(ephemeral_secret, recipient_public)
+    ciphertext = sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(plaintext, None, nonce, key)
+    return Envelope(public_key(ephemeral_secret), nonce, ciphertext)
+
+
+def open_envelope(envelope: Envelope, recipient_secret: bytes) -> bytes:
+    key = _derive_key(recipient_secret, envelope.ephemeral_public_key)
+    try:
+        return sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(
+            envelope.ciphertext, None, envelope.nonce, key
+        )
+    except nacl.exceptions.CryptoError:
+        raise EnvelopeError(EnvelopeCode.DECRYPTION_FAILED, "ciphertext failed authentication") from None
+
+
+def seal_response(client_public: bytes, plaintext: bytes, random_bytes: Callable[[int], bytes]) -> Envelope:
+    """Seal a reply to the client: fresh ephemeral secret and fresh nonce every time (spec §3.3)."""
+    return seal(client_public, plaintext, ephemeral_secret=random_bytes(KEY_BYTES), nonce=random_bytes(NONCE_BYTES))
