@@ -1,0 +1,72 @@
+"""The master key and the keys derived from it (spec §7).
+
+Only the enclave ever holds these. The master key comes from a :class:`MasterKeySource`: a local
+file for development, or KMS (released only to an enclave with the right PCRs). Every other key
+is derived from it with HKDF-SHA256 under a distinct label, so one secret protects everything
+and no derived key can be used in another role.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+MASTER_KEY_BYTES = 32
+
+
+class MasterKeySource(Protocol):
+    def load(self) -> bytes: ...
+
+
+@dataclass
+class FileMasterKey:
+    """Development key source: a 32-byte file created on first use with mode 0600."""
+
+    path: Path
+
+    def load(self) -> bytes:
+        try:
+            key = self.path.read_bytes()
+        except FileNotFoundError:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(os.urandom(MASTER_KEY_BYTES))
+            key = self.path.read_bytes()
+        if len(key) != MASTER_KEY_BYTES:
+            raise ValueError(f"master key file must hold {MASTER_KEY_BYTES} bytes, found {len(key)}")
+        return key
+
+
+def _derive(master: bytes, label: str) -> bytes:
+    return HKDF(hashes.SHA256(), 32, None, b"vault-reference/v1/" + label.encode()).derive(master)
+
+
+class Keyring:
+    """Keys derived from the master key, one per role."""
+
+    def __init__(self, master_key: bytes):
+        if len(master_key) != MASTER_KEY_BYTES:
+            raise ValueError("master key must be 32 bytes")
+        self.record_key = _derive(master_key, "record-encryption")
+        self._identifier_key = _derive(master_key, "identifier-hmac")
+        self._secret_key = _derive(master_key, "secret-hmac")
+
+    def identifier(self, kind: str, value: str) -> bytes:
+        """HMAC of an entity identifier: the only form in which ids appear in the database."""
+        return hmac.new(self._identifier_key, f"{kind}\x00{value}".encode(), hashlib.sha256).digest()
+
+    def secret_digest(self, kind: str, secret: str) -> bytes:
+        """Keyed hash of a bearer secret (admin key, rotation code, access token).
+
+        The secrets are 256-bit random strings, so a keyed hash (pepper = enclave-only key) is the
+        right tool: lookups stay O(1), and a copy of the database alone reveals nothing.
+        """
+        return hmac.new(self._secret_key, f"{kind}\x00{secret}".encode(), hashlib.sha256).digest()

@@ -1,0 +1,14 @@
+"""Operations the enclave runs inside the envelope (spec §5, §6), by wire name."""
+
+from __future__ import annotations
+
+
+def default_operations() -> dict:
+    from . import ping, service_accounts
+
+    return {
+        "ping": ping.ping,
+        "serviceAccount:create": service_accounts.create,
+        "serviceAccount:get": service_accounts.get,
+        "serviceAccount:rotate": service_accounts.rotate,
+    }

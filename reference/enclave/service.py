@@ -1,0 +1,148 @@
+"""The enclave's request loop (spec §3–§4): open the envelope, run the operation, seal the reply.
+
+Sans-IO: :meth:`Enclave.handle_envelope` takes the POSTed bytes and returns an HTTP status and
+the bytes to answer with. The host never sees anything but those bytes. Clock, randomness and
+storage are passed in.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+from . import envelope
+from .errors import EnvelopeCode, EnvelopeError, OperationCode, OperationError
+from .keyring import Keyring
+from .store import KeyValueStore, SealedStore
+
+STATIC_KEY_ADDRESS = ("enclave", "static-x25519")
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True)
+class Request:
+    """A decrypted request (spec §3.2 step 5)."""
+
+    operation: str
+    auth: dict | None
+    options: dict
+
+
+@dataclass
+class OperationContext:
+    """What an operation handler may use; everything with side effects is injected."""
+
+    store: SealedStore
+    keyring: Keyring
+    now: Callable[[], datetime]
+    random_bytes: Callable[[int], bytes]
+    enclave: "Enclave"
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def timestamp(self) -> str:
+        return iso8601(self.now())
+
+
+def iso8601(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+Handler = Callable[[OperationContext, Request], dict]
+
+
+def parse_request(plaintext: bytes) -> Request:
+    try:
+        obj = json.loads(plaintext.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise OperationError(OperationCode.SERIALIZATION_ERROR, "request plaintext is not UTF-8 JSON") from None
+    if not isinstance(obj, dict) or not isinstance(obj.get("operation"), str):
+        raise OperationError(
+            OperationCode.SERIALIZATION_ERROR, "request must be an object with a string 'operation'"
+        )
+    auth = obj.get("auth")
+    options = obj.get("options", {})
+    if auth is not None and not isinstance(auth, dict):
+        raise OperationError(OperationCode.SERIALIZATION_ERROR, "'auth' must be an object")
+    if options is None:
+        options = {}
+    if not isinstance(options, dict):
+        raise OperationError(OperationCode.SERIALIZATION_ERROR, "'options' must be an object")
+    return Request(obj["operation"], auth, options)
+
+
+class Enclave:
+    def __init__(
+        self,
+        *,
+        kv: KeyValueStore,
+        master_key: bytes,
+        now: Callable[[], datetime] = utc_now,
+        random_bytes: Callable[[int], bytes] = os.urandom,
+        logger: logging.Logger | None = None,
+        operations: dict[str, Handler] | None = None,
+    ):
+        from .operations import default_operations
+
+        self._random = random_bytes
+        self._log = logger or logging.getLogger("vault.enclave")
+        keyring = Keyring(master_key)
+        self.store = SealedStore(kv, keyring, random_bytes)
+        self.context = OperationContext(self.store, keyring, now, random_bytes, self)
+        self.operations = operations if operations is not None else default_operations()
+        self._static_secret = self._load_or_create_static_key()
+        self.public_key = envelope.public_key(self._static_secret)
+
+    def _load_or_create_static_key(self) -> bytes:
+        # The static key is itself an entity sealed under the master key, so it survives restarts
+        # and is readable only where the master key is (spec §7.3).
+        address = self.store.address(*STATIC_KEY_ADDRESS)
+        with self.store.transaction():
+            record = self.store.get(address)
+            if record is None:
+                record = {"secret": self._random(envelope.KEY_BYTES).hex()}
+                self.store.put(address, record)
+        return bytes.fromhex(record["secret"])
+
+    def handle_message(self, kind: str, body: bytes) -> tuple[int, bytes]:
+        """The transport's single entry point: a message kind and opaque bytes (spec §2)."""
+        if kind == "envelope":
+            return self.handle_envelope(body)
+        if kind == "public-key":
+            return 200, json.dumps({"publicKey": self.public_key.hex()}).encode()
+        error = EnvelopeError(EnvelopeCode.NOT_FOUND, f"unknown enclave message {kind!r}")
+        return error.status, json.dumps(error.to_json()).encode()
+
+    def handle_envelope(self, body: bytes) -> tuple[int, bytes]:
+        """POST body in, (status, body) out. Only unencrypted errors leave in the clear."""
+        try:
+            request_envelope = envelope.parse_body(body)
+            plaintext = envelope.open_envelope(request_envelope, self._static_secret)
+        except EnvelopeError as error:
+            return error.status, json.dumps(error.to_json()).encode()
+        reply = self.run(plaintext)
+        sealed = envelope.seal_response(request_envelope.ephemeral_public_key, reply, self._random)
+        return 200, sealed.to_bytes()
+
+    def run(self, plaintext: bytes) -> bytes:
+        """Run one decrypted request; every outcome becomes an encrypted JSON reply (spec §4.2)."""
+        try:
+            request = parse_request(plaintext)
+            handler = self.operations.get(request.operation)
+            if handler is None:
+                raise OperationError(
+                    OperationCode.UNKNOWN_OPERATION, f"unknown operation {request.operation!r}"
+                )
+            result = {"success": True, "data": handler(self.context, request), "error": None}
+        except OperationError as error:
+            result = error.to_json()
+        except Exception:  # a bug: log it inside the enclave, tell the client nothing more
+            self._log.exception("operation failed")
+            result = OperationError(OperationCode.INTERNAL_SERVER_ERROR, "internal error").to_json()
+        return json.dumps(result, separators=(",", ":")).encode()
