@@ -1,0 +1,101 @@
+"""``vault-harness``: check a Vault at any URL against the spec and write reports CI can gate on.
+
+Exit status: 0 when every MUST holds (and, with --strict, every SHOULD); 1 when a check FAILED,
+hit an ERROR, or passed while listed as an expected failure; 2 for bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from . import report, runner
+from .protocol.client import VaultClient
+from .suites.registry import Context, Verdict, all_checks
+
+_COLOURS = {Verdict.OK: "32", Verdict.FAILED: "31", Verdict.ERROR: "31", Verdict.UNEXPECTED_PASS: "31",
+            Verdict.NON_STRICT: "33", Verdict.WAIVED: "33", Verdict.INFORMATIONAL: "36", Verdict.UNIMPLEMENTED: "33"}
+
+
+def _read_expected_failures(path: Path | None) -> set[str]:
+    if path is None:
+        return set()
+    ids = set()
+    for line in path.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            ids.add(line)
+    return ids
+
+
+def _print_result(result, colour: bool) -> None:
+    verdict = result.verdict.value
+    if colour:
+        verdict = f"\x1b[{_COLOURS[result.verdict]}m{verdict}\x1b[0m"
+    print(f"  {verdict:<16} {result.check.id:<40} §{result.check.section}")
+    if result.message and result.verdict is not Verdict.OK:
+        print(f"      {result.message}")
+        if result.expected is not None or result.actual is not None:
+            print(f"      expected: {result.expected!r}\n      actual:   {str(result.actual)[:300]!r}")
+
+
+def cmd_list(args) -> int:
+    for check in runner.select(all_checks(), args.select):
+        print(f"{check.id:<40} §{check.section:<6} {check.level.value:<6} {check.requirement}")
+    return 0
+
+
+def cmd_run(args) -> int:
+    known = {c.id for c in all_checks()}
+    expected_failures = _read_expected_failures(args.expected_failures)
+    unknown = expected_failures - known
+    if unknown:
+        print(f"unknown check ids in {args.expected_failures}: {', '.join(sorted(unknown))}", file=sys.stderr)
+        return 2
+    checks = runner.select(all_checks(), args.select)
+    if not checks:
+        print("no check matches --select", file=sys.stderr)
+        return 2
+    client = VaultClient(args.target, timeout=args.timeout)
+    options = {"examples": args.examples, "derandomize": args.seed is not None}
+    ctx = Context(args.target, client, options)
+    colour = sys.stdout.isatty()
+    print(f"vault-harness: {len(checks)} checks against {args.target}")
+    outcome = runner.run(checks, ctx, expected_failures=expected_failures, strict=args.strict,
+                         on_result=lambda r: _print_result(r, colour))
+    client.close()
+    counts = ", ".join(f"{n} {v}" for v, n in sorted(outcome.counts().items()))
+    print(f"{'PASSED' if outcome.passed() else 'FAILED'}: {counts}")
+    if args.report_dir:
+        args.report_dir.mkdir(parents=True, exist_ok=True)
+        (args.report_dir / "report.json").write_text(json.dumps(report.to_json(outcome), indent=2))
+        (args.report_dir / "junit.xml").write_bytes(report.to_junit(outcome))
+        print(f"reports: {args.report_dir / 'report.json'}, {args.report_dir / 'junit.xml'}")
+    return 0 if outcome.passed() else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="vault-harness", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    listing = sub.add_parser("list", help="list the checks")
+    listing.add_argument("--select", action="append", help="glob over check ids (repeatable)")
+    listing.set_defaults(func=cmd_list)
+    run = sub.add_parser("run", help="run the checks against a target")
+    run.add_argument("--target", required=True, help="base URL of the Vault, e.g. http://127.0.0.1:8080")
+    run.add_argument("--select", action="append", help="glob over check ids (repeatable), e.g. 'e2e/*'")
+    run.add_argument("--strict", action="store_true", help="a failed SHOULD fails the run")
+    run.add_argument("--expected-failures", type=Path, help="file of check ids expected to fail (one per line)")
+    run.add_argument("--report-dir", type=Path, help="write report.json and junit.xml here")
+    run.add_argument("--examples", type=int, default=None, help="hypothesis examples per property check")
+    run.add_argument("--seed", type=int, default=None, help="derandomize the property checks")
+    run.add_argument("--timeout", type=float, default=10.0, help="HTTP timeout in seconds")
+    run.set_defaults(func=cmd_run)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
