@@ -7,6 +7,7 @@ storage are passed in.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -14,12 +15,21 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable
 
+import nacl.exceptions
+
 from . import envelope
-from .errors import EnvelopeCode, EnvelopeError, OperationCode, OperationError
+from .errors import EnvelopeCode, EnvelopeError, OperationCode, OperationError, VaultError
 from .keyring import Keyring
 from .store import KeyValueStore, SealedStore
 
 STATIC_KEY_ADDRESS = ("enclave", "static-x25519")
+# Unkeyed, well-known address of a sealed marker: it lets a restart with the wrong master key fail
+# loudly instead of silently starting a second, empty Vault beside the first one's records.
+KEY_CHECK_ADDRESS = hashlib.sha256(b"vault-reference/v1/key-check").digest()
+
+
+class MasterKeyMismatch(VaultError):
+    """The master key cannot open this database's records."""
 
 
 def utc_now() -> datetime:
@@ -104,6 +114,12 @@ class Enclave:
         # and is readable only where the master key is (spec §7.3).
         address = self.store.address(*STATIC_KEY_ADDRESS)
         with self.store.transaction():
+            try:
+                marker = self.store.get(KEY_CHECK_ADDRESS)
+            except nacl.exceptions.CryptoError:
+                raise MasterKeyMismatch("the master key does not open this Vault's database") from None
+            if marker is None:
+                self.store.put(KEY_CHECK_ADDRESS, {"keyCheck": True})
             record = self.store.get(address)
             if record is None:
                 record = {"secret": self._random(envelope.KEY_BYTES).hex()}

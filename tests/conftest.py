@@ -1,0 +1,66 @@
+"""Shared fixtures: a real reference server process on loopback."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ServerProcess:
+    def __init__(self, argv: list[str], port: int, data_dir: Path):
+        self.url = f"http://127.0.0.1:{port}"
+        self.data_dir = data_dir
+        self.argv = argv
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> "ServerProcess":
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        self.process = subprocess.Popen(self.argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited: {self.process.stdout.read().decode(errors='replace')}")
+            try:
+                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise RuntimeError("server did not become healthy")
+
+    def stop(self) -> str:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        return self.process.stdout.read().decode(errors="replace") if self.process else ""
+
+
+def start_reference(data_dir: Path, *extra: str) -> ServerProcess:
+    port = free_port()
+    argv = [sys.executable, "-m", "reference.cli", "serve", "--port", str(port), "--data-dir", str(data_dir), *extra]
+    return ServerProcess(argv, port, data_dir).start()
+
+
+@pytest.fixture(scope="session")
+def reference_server(tmp_path_factory):
+    server = start_reference(tmp_path_factory.mktemp("vault-data"))
+    yield server
+    output = server.stop()
+    assert "Traceback" not in output, output
