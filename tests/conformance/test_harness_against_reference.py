@@ -1,0 +1,69 @@
+"""The harness, run as a user would (its CLI), against a real reference server process."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from harness.suites.registry import all_checks
+from tests.conftest import ROOT, ServerProcess, free_port
+
+pytestmark = pytest.mark.server
+
+
+def run_harness(target: str, tmp_path, *extra: str) -> tuple[int, dict, str]:
+    report_dir = tmp_path / "report"
+    completed = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "run", "--target", target, "--report-dir", str(report_dir), *extra],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+    report = json.loads((report_dir / "report.json").read_text()) if (report_dir / "report.json").exists() else {}
+    return completed.returncode, report, completed.stdout + completed.stderr
+
+
+def verdicts(report: dict) -> dict[str, str]:
+    return {r["id"]: r["verdict"] for r in report["results"]}
+
+
+def test_reference_passes_every_check(reference_server, tmp_path):
+    code, report, output = run_harness(reference_server.url, tmp_path, "--strict")
+    assert code == 0, output
+    got = verdicts(report)
+    assert set(got) == {c.id for c in all_checks()}
+    failing = {k: v for k, v in got.items() if v not in ("OK", "INFORMATIONAL")}
+    assert not failing, output
+    assert (tmp_path / "report" / "junit.xml").read_bytes().startswith(b"<?xml")
+
+
+@pytest.mark.parametrize("fault, check_id", [
+    ("reuse-response-key", "e2e/response-fresh-key"),
+    ("reuse-response-nonce", "e2e/response-fresh-nonce"),
+    ("500-on-bad-input", "errors/malformed-rejected"),
+    ("plaintext-errors", "errors/encrypted-after-decrypt"),
+])
+def test_harness_names_the_broken_requirement(fault, check_id, tmp_path):
+    port = free_port()
+    server = ServerProcess(
+        [sys.executable, "-m", "tests.conformance.faulty_server", "--fault", fault, "--port", str(port),
+         "--data-dir", str(tmp_path / "data")], port, tmp_path / "data").start()
+    try:
+        code, report, output = run_harness(server.url, tmp_path, "--select", "e2e/*", "--select", "errors/*",
+                                           "--examples", "5")
+    finally:
+        server.stop()
+    assert code == 1, output
+    assert verdicts(report)[check_id] == "FAILED", output
+
+
+def test_expected_failure_list_waives_and_flags_unexpected_passes(reference_server, tmp_path):
+    waivers = tmp_path / "expected-failures.txt"
+    waivers.write_text("e2e/health  # passes on the reference, so listing it must fail the run\n")
+    code, report, output = run_harness(reference_server.url, tmp_path, "--select", "e2e/health",
+                                       "--expected-failures", str(waivers))
+    assert code == 1 and verdicts(report) == {"e2e/health": "UNEXPECTED-PASS"}, output
+
+
+def test_unreachable_target_is_an_error_not_a_pass(tmp_path):
+    code, report, output = run_harness(f"http://127.0.0.1:{free_port()}", tmp_path, "--select", "e2e/health")
+    assert code == 1 and verdicts(report) == {"e2e/health": "ERROR"}, output
