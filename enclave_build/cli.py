@@ -1,0 +1,110 @@
+"""``vault-eif``: build, describe and measure EIFs (nitro-cli's build-enclave/describe-eif/pcr).
+
+Output JSON uses nitro-cli's field names (docs/spec/09-eif.md §9.8). Errors print
+``error: [code] message`` on stderr and exit with status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from . import errors
+from .blobs import Blobs
+from .build import build_eif, write_measurements
+from .describe import describe_json, inspect_eif
+from .image import ArchiveImageSource, DockerImageSource
+from .metadata import parse_custom_metadata
+from .pcr import pcr_of_certificate, pcr_of_stream
+from .signing import SigningKey
+
+
+def _print(obj: object) -> None:
+    # serde_json::to_string_pretty: two-space indent, non-ASCII kept as is.
+    print(json.dumps(obj, indent=2, ensure_ascii=False))
+
+
+def _cmd_build(a: argparse.Namespace) -> int:
+    blobs = Blobs.from_dir(a.blobs, arch=a.arch)
+    key = None
+    if bool(a.signing_certificate) != bool(a.private_key):
+        raise errors.SigningError("--signing-certificate and --private-key go together", code=errors.ErrorCode.BAD_KEY)
+    if a.signing_certificate:
+        key = SigningKey.from_pem(Path(a.signing_certificate).read_bytes(), Path(a.private_key).read_bytes())
+    source = ArchiveImageSource(a.image_archive) if a.image_archive else DockerImageSource(a.docker_uri)
+    custom = parse_custom_metadata(Path(a.metadata).read_bytes()) if a.metadata else None
+    print("Start building the Enclave Image...", file=sys.stderr)
+    result = build_eif(
+        source, blobs, a.output_file, signing_key=key, image_name=a.name, image_version=a.version, custom_metadata=custom
+    )
+    print("Enclave Image successfully created.", file=sys.stderr)
+    if a.measurements_file:
+        write_measurements(a.measurements_file, result)
+    _print(result.to_json_obj())
+    return 0
+
+
+def _cmd_describe(a: argparse.Namespace) -> int:
+    with open(a.eif_path, "rb", buffering=0) as f:
+        info = inspect_eif(f, check_crc=False)
+    _print(describe_json(info))
+    return 0 if info.crc_ok else 1
+
+
+def _cmd_pcr(a: argparse.Namespace) -> int:
+    if a.signing_certificate:
+        _print({"PCR8": pcr_of_certificate(Path(a.signing_certificate).read_bytes())})
+    else:
+        with open(a.input, "rb", buffering=0) as f:
+            _print({"PCR": pcr_of_stream(f)})
+    return 0
+
+
+def make_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="vault-eif", description="Build and measure AWS Nitro Enclave image files.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    b = sub.add_parser("build", help="build an EIF from a Docker image or an image archive")
+    src = b.add_mutually_exclusive_group(required=True)
+    src.add_argument("--docker-uri", help="image in the Docker engine (DOCKER_HOST honoured)")
+    src.add_argument("--image-archive", help="docker save / OCI image-layout tar (no engine needed)")
+    b.add_argument("--output-file", required=True)
+    b.add_argument("--blobs", help="blobs directory (default: $NITRO_CLI_BLOBS)")
+    b.add_argument("--arch", default="x86_64", choices=["x86_64", "aarch64"])
+    b.add_argument("--signing-certificate")
+    b.add_argument("--private-key")
+    b.add_argument("--name")
+    b.add_argument("--version")
+    b.add_argument("--metadata", help="custom metadata JSON file")
+    b.add_argument("--measurements-file", help="also write the measurements JSON here")
+    b.set_defaults(func=_cmd_build)
+
+    d = sub.add_parser("describe", help="validate an EIF and print nitro-cli's describe-eif JSON")
+    d.add_argument("--eif-path", required=True)
+    d.set_defaults(func=_cmd_describe)
+
+    c = sub.add_parser("pcr", help="PCR of a file, or PCR8 of a signing certificate")
+    g = c.add_mutually_exclusive_group(required=True)
+    g.add_argument("--input")
+    g.add_argument("--signing-certificate")
+    c.set_defaults(func=_cmd_pcr)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = make_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except errors.EifBuildError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
