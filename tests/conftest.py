@@ -11,6 +11,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from hypothesis import settings
+
+# CI: no deadline (2 noisy cores), print the blob that reproduces a failure.
+settings.register_profile("ci", deadline=None, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 ROOT = Path(__file__).resolve().parent.parent
 
