@@ -160,7 +160,10 @@ class DevPki:
                 ),
                 critical=False,
             )
-        return b.sign(signer_key, hashes.SHA384())
+        try:  # RFC 6979: the chain is reproducible from the injected randomness alone
+            return b.sign(signer_key, hashes.SHA384(), ecdsa_deterministic=True)
+        except TypeError:  # pragma: no cover - cryptography < 44
+            return b.sign(signer_key, hashes.SHA384())
 
     def _create_root(self, now: _dt.datetime) -> _Issued:
         key = self._new_key()
