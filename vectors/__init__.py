@@ -17,7 +17,7 @@ import jsonschema
 import referencing
 import referencing.jsonschema
 
-__all__ = ["VectorError", "load", "names", "schema_names"]
+__all__ = ["VectorError", "load", "names", "schema_names", "validate"]
 
 # Wycheproof's "HexBytes": an even number of lowercase hex digits.
 _HEX_BYTES = re.compile(r"(?:[0-9a-f]{2})*")
@@ -77,19 +77,23 @@ def _validator(schema_name: str) -> jsonschema.protocols.Validator:
     return cls(schema, registry=_registry(), format_checker=_FORMATS)
 
 
-@functools.lru_cache(maxsize=None)
-def _validated_text(name: str) -> str:
-    resource = _root().joinpath(name + ".json")
-    data = _read_json(resource, "vector file")
+def validate(data: object, what: str = "vector data") -> None:
+    """Raise :class:`VectorError` unless ``data`` matches the schema its ``schema`` field names."""
     if not isinstance(data, dict) or not isinstance(data.get("schema"), str):
-        raise VectorError(f"{name}.json has no 'schema' field")
+        raise VectorError(f"{what} has no 'schema' field")
     errors = sorted(_validator(data["schema"]).iter_errors(data), key=lambda e: list(e.absolute_path))
     if errors:
         where = "/".join(str(p) for p in errors[0].absolute_path)
         raise VectorError(
-            f"{name}.json does not match {data['schema']} ({len(errors)} errors; first at /{where}: "
+            f"{what} does not match {data['schema']} ({len(errors)} errors; first at /{where}: "
             f"{errors[0].message[:300]})"
         )
+
+
+@functools.lru_cache(maxsize=None)
+def _validated_text(name: str) -> str:
+    resource = _root().joinpath(name + ".json")
+    validate(_read_json(resource, "vector file"), f"{name}.json")
     return resource.read_text(encoding="utf-8")
 
 

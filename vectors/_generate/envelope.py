@@ -209,8 +209,10 @@ CASES: list[tuple[str, list[str], bytes, bytes]] = [
 ]
 
 EDGE_SECRETS = [
-    ("client and response secrets all 0x00 and all 0xff: clamping decides the scalar", ["EdgeCaseSecret"],
-     bytes(32), b"\xff" * 32),
+    ("client secret all 0xff except one zero byte, response secret all 0x00: clamping decides the scalar",
+     ["EdgeCaseSecret"], b"\xff" * 16 + b"\x00" + b"\xff" * 15, bytes(32)),
+    ("client secret all 0x00, response secret all 0xff: its clamped scalar 2^255 - 8 is above p",
+     ["EdgeCaseSecret", "ScalarAboveP"], bytes(32), b"\xff" * 32),
 ]
 
 NOTES_KAT = {
@@ -221,6 +223,7 @@ NOTES_KAT = {
     "Large": {"bugType": "FUNCTIONALITY", "description": "A plaintext of about 64 KiB."},
     "BlockBoundary": {"bugType": "EDGE_CASE", "description": "Plaintext length at a 64-byte ChaCha20 block boundary."},
     "ErrorReply": {"bugType": "BASIC", "description": "An encrypted success:false reply (PROTOCOL.md section 4)."},
+    "ScalarAboveP": {"bugType": "EDGE_CASE", "description": "The response's ephemeral secret clamps to 2^255 - 8, which is larger than p = 2^255 - 19. RFC 7748 defines X25519 for every clamped scalar and libsodium and pyca/cryptography compute it; @noble/curves 1.8.2 (the published client's) refuses such a scalar in getPublicKey/getSharedSecret. Only the enclave uses this secret, so the client still opens the reply; a client picking such a secret at random is a 2^-250 event."},
     "EdgeCaseSecret": {"bugType": "EDGE_CASE", "description": "An X25519 secret whose clamping (RFC 7748 section 5) changes it; the public key and shared secret follow from the clamped scalar."},
 }
 
