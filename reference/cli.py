@@ -9,20 +9,30 @@ from pathlib import Path
 from .config import Config
 
 
-def build_app(config: Config):
-    """Wire the enclave (keys, store) and the host front; returns the ASGI app."""
+def build_enclave(config: Config):
+    """The enclave side: master key, sealed store, operations."""
     from .enclave.keyring import FileMasterKey
     from .enclave.service import Enclave
     from .enclave.store import SqliteStore
-    from .host.app import HostApp
-    from .host.transport import InProcessTransport
 
     config.data_dir.mkdir(parents=True, exist_ok=True)
-    enclave = Enclave(
-        kv=SqliteStore(config.database),
-        master_key=FileMasterKey(config.master_key_file).load(),
-    )
-    return HostApp(InProcessTransport(enclave))
+    return Enclave(kv=SqliteStore(config.database), master_key=FileMasterKey(config.master_key_file).load())
+
+
+def build_app(config: Config, enclave_address: str | None = None):
+    """The host front; with ``enclave_address`` it forwards over a socket, else to an in-process enclave."""
+    from .host.app import HostApp
+    from .host.transport import InProcessTransport, SocketTransport
+
+    if enclave_address:
+        return HostApp(SocketTransport(enclave_address))
+    return HostApp(InProcessTransport(build_enclave(config)))
+
+
+def _run_http(app, config: Config) -> None:
+    import uvicorn
+
+    uvicorn.run(app, host=config.host, port=config.port, access_log=False, log_level="warning")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,13 +42,28 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default 8080)")
     serve.add_argument("--data-dir", type=Path, help="where the encrypted store and dev master key live")
+    enclave = sub.add_parser("enclave", help="run only the enclave side, answering framed requests")
+    enclave.add_argument("--listen", required=True, help="tcp:HOST:PORT or vsock:CID:PORT")
+    enclave.add_argument("--data-dir", type=Path, help="where the encrypted store and dev master key live")
+    host = sub.add_parser("host", help="run only the HTTP front, forwarding to an enclave process")
+    host.add_argument("--enclave", required=True, help="tcp:HOST:PORT or vsock:CID:PORT of the enclave")
+    host.add_argument("--host", help="address to bind (default 127.0.0.1)")
+    host.add_argument("--port", type=int, help="port (default 8080)")
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    config = Config.from_env(host=args.host, port=args.port, data_dir=args.data_dir)
-    import uvicorn
+    config = Config.from_env(host=getattr(args, "host", None), port=getattr(args, "port", None),
+                             data_dir=getattr(args, "data_dir", None))
+    if args.command == "serve":
+        _run_http(build_app(config), config)
+    elif args.command == "host":
+        _run_http(build_app(config, enclave_address=args.enclave), config)
+    else:
+        import asyncio
 
-    uvicorn.run(build_app(config), host=config.host, port=config.port, access_log=False, log_level="warning")
+        from .enclave.server import serve as serve_enclave
+
+        asyncio.run(serve_enclave(build_enclave(config), args.listen))
     return 0
 
 

@@ -7,6 +7,8 @@ with one framing for TCP and AF_VSOCK sits behind the same interface for a real 
 
 from __future__ import annotations
 
+import asyncio
+import socket
 from typing import Protocol
 
 
@@ -20,3 +22,42 @@ class InProcessTransport:
 
     async def request(self, kind: str, body: bytes) -> tuple[int, bytes]:
         return self._enclave.handle_message(kind, body)
+
+
+class SocketTransport:
+    """Frames over one persistent stream to the enclave process (TCP here, AF_VSOCK on AWS).
+
+    Requests are serialised on the connection (the enclave answers in order); a broken
+    connection is dropped and re-opened on the next request.
+    """
+
+    def __init__(self, address: str):
+        from ..framing import parse_address
+
+        self.family, self.sockaddr = parse_address(address)
+        self._lock = asyncio.Lock()
+        self._streams = None
+
+    async def _connect(self):
+        if self.family == "tcp":
+            return await asyncio.open_connection(*self.sockaddr)
+        sock = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, self.sockaddr)
+        return await asyncio.open_connection(sock=sock)
+
+    async def request(self, kind: str, body: bytes) -> tuple[int, bytes]:
+        from ..framing import encode_request, read_reply
+
+        async with self._lock:
+            if self._streams is None:
+                self._streams = await self._connect()
+            reader, writer = self._streams
+            try:
+                writer.write(encode_request(kind, body))
+                await writer.drain()
+                return await read_reply(reader)
+            except BaseException:
+                self._streams = None
+                writer.close()
+                raise

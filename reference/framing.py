@@ -1,0 +1,58 @@
+"""One framing for the host↔enclave link, over TCP (here) or AF_VSOCK (on AWS) (spec §2.4).
+
+A request frame: u16 kind length, kind (ASCII), u32 body length, body.
+A reply frame:   u16 HTTP status, u32 body length, body.
+All integers big-endian. Both sides refuse frames over ``MAX_FRAME`` so neither can be made to
+allocate without bound. Pure functions over bytes; the socket code lives in the callers.
+"""
+
+from __future__ import annotations
+
+import struct
+
+MAX_FRAME = 2 << 20  # twice the host's body limit: the host never forwards more than 1 MiB
+_REQUEST_HEAD = struct.Struct(">H")
+_LENGTH = struct.Struct(">I")
+_REPLY_HEAD = struct.Struct(">HI")
+
+
+class FramingError(Exception):
+    """The peer sent a frame this protocol does not allow."""
+
+
+def encode_request(kind: str, body: bytes) -> bytes:
+    raw_kind = kind.encode("ascii")
+    return _REQUEST_HEAD.pack(len(raw_kind)) + raw_kind + _LENGTH.pack(len(body)) + body
+
+
+def encode_reply(status: int, body: bytes) -> bytes:
+    return _REPLY_HEAD.pack(status, len(body)) + body
+
+
+def parse_address(address: str) -> tuple[str, tuple]:
+    """``tcp:HOST:PORT`` or ``vsock:CID:PORT`` → (family, sockaddr)."""
+    scheme, _, rest = address.partition(":")
+    host, _, port = rest.rpartition(":")
+    if scheme not in ("tcp", "vsock") or not host or not port.isdigit():
+        raise ValueError(f"address must be tcp:HOST:PORT or vsock:CID:PORT, got {address!r}")
+    if scheme == "vsock":
+        if not host.isdigit():
+            raise ValueError(f"vsock CID must be a number, got {host!r}")
+        return "vsock", (int(host), int(port))
+    return "tcp", (host, int(port))
+
+
+async def read_request(reader) -> tuple[str, bytes]:
+    (kind_length,) = _REQUEST_HEAD.unpack(await reader.readexactly(_REQUEST_HEAD.size))
+    kind = (await reader.readexactly(kind_length)).decode("ascii", errors="strict")
+    (length,) = _LENGTH.unpack(await reader.readexactly(_LENGTH.size))
+    if length > MAX_FRAME:
+        raise FramingError(f"request frame of {length} bytes exceeds {MAX_FRAME}")
+    return kind, await reader.readexactly(length)
+
+
+async def read_reply(reader) -> tuple[int, bytes]:
+    status, length = _REPLY_HEAD.unpack(await reader.readexactly(_REPLY_HEAD.size))
+    if length > MAX_FRAME:
+        raise FramingError(f"reply frame of {length} bytes exceeds {MAX_FRAME}")
+    return status, await reader.readexactly(length)
