@@ -247,6 +247,9 @@ class ArchiveImageSource:
             raise errors.ImageSourceError(f"not a tar archive: {e}") from None
         self._names = {_norm(m.name): m for m in self._outer.getmembers()}
         config_path, self._layer_paths, repo_tags = self._manifest()
+        if repo_tags:
+            # Named like the image it holds, so the default ImageName matches nitro-cli's.
+            self.reference = repo_tags[0]
         config_raw = self._read(config_path)
         try:
             cfg = json.loads(config_raw)
