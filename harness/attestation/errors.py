@@ -46,6 +46,7 @@ class ErrorCode(str, enum.Enum):
     # 8.6.4 / 8.6.5 certificate chain
     CERT_PARSE = "cert-parse"
     CHAIN_ROOT_MISMATCH = "chain-root-mismatch"
+    CHAIN_DUPLICATE_CERT = "chain-duplicate-certificate"
     CERT_VERSION = "cert-version"
     CERT_SIGNATURE_ALGORITHM = "cert-signature-algorithm"
     CERT_KEY_TYPE = "cert-key-type"
@@ -57,6 +58,7 @@ class ErrorCode(str, enum.Enum):
     CERT_PATH_LENGTH = "cert-path-length"
     CERT_LEAF_CONSTRAINTS = "cert-leaf-constraints"
     CERT_LEAF_KEY_USAGE = "cert-leaf-key-usage"
+    CERT_UNKNOWN_CRITICAL = "cert-unknown-critical-extension"
     CERT_SIGNATURE = "cert-signature"
     CHAIN_PATH_VALIDATION = "chain-path-validation"
     # 8.6.6 document signature

@@ -21,7 +21,7 @@ from cryptography.x509.oid import NameOID
 
 from .codec import PROTECTED_ES384, encode_cose_sign1, sig_structure
 
-_UNSET: Any = object()
+UNKNOWN_EXTENSION_OID = x509.ObjectIdentifier("1.3.6.1.4.1.55555.8.7")
 
 
 def new_key(kind: str = "p384"):
@@ -61,6 +61,8 @@ class CertSpec:
     not_after: _dt.datetime
     hash_alg: Any = None  # default SHA-384
     version1: bool = False
+    unknown_critical: bool = False  # an extension no verifier knows, marked critical
+    unknown_non_critical: bool = False
 
 
 _KU_FIELDS = (
@@ -99,6 +101,9 @@ def make_cert(spec: CertSpec, key, issuer_name: x509.Name, issuer_key, *, issuer
                 b = b.add_extension(
                     x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()), False
                 )
+    for flag, critical in ((spec.unknown_critical, True), (spec.unknown_non_critical, False)):
+        if flag:
+            b = b.add_extension(x509.UnrecognizedExtension(UNKNOWN_EXTENSION_OID, b"\x05\x00"), critical)
     hash_alg = spec.hash_alg or hashes.SHA384()
     cert = b.sign(issuer_key, hash_alg)
     if spec.version1:

@@ -28,6 +28,7 @@ from .errors import AttestationError, ErrorCode
 from .roots import aws_nitro_root_g1, load_root
 
 _ES384 = ec.ECDSA(hashes.SHA384())
+_EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -87,6 +88,7 @@ class _Cert:
     not_after: _dt.datetime
     basic: x509.Extension | None
     key_usage: x509.KeyUsage | None
+    unknown_critical: tuple[str, ...]
     name: str
 
 
@@ -118,6 +120,9 @@ def _parse_cert(der: bytes, name: str, obj: x509.Certificate | None = None) -> _
             not_after=cert.not_valid_after_utc,
             basic=basic,
             key_usage=ku,
+            unknown_critical=tuple(
+                e.oid.dotted_string for e in exts if e.critical and isinstance(e.value, x509.UnrecognizedExtension)
+            ),
             name=name,
         )
     except Exception as exc:  # noqa: BLE001 - see the comment above
@@ -159,6 +164,9 @@ def _check_cert(c: _Cert, at: _dt.datetime, *, is_ca: bool, cas_below: int) -> N
         if c.key_usage is None or not c.key_usage.digital_signature:
             _fail(ErrorCode.CERT_LEAF_KEY_USAGE, f"{c.name} lacks keyUsage digitalSignature",
                   expected="digitalSignature", actual=None if c.key_usage is None else str(c.key_usage))
+    if c.unknown_critical:  # RFC 5280 4.2: a critical extension we cannot process is fatal
+        _fail(ErrorCode.CERT_UNKNOWN_CRITICAL, f"{c.name} has an unknown critical extension", expected=[],
+              actual=list(c.unknown_critical))
 
 
 def _root_table(roots: Sequence[bytes | x509.Certificate] | None) -> dict[bytes, x509.Certificate]:
@@ -175,17 +183,21 @@ def _verify_chain(p: AttestationPayload, roots: dict[bytes, x509.Certificate], a
         _fail(ErrorCode.CHAIN_ROOT_MISMATCH, "cabundle[0] is not a pinned root",
               expected=[hashlib.sha256(d).hexdigest() for d in roots],
               actual=hashlib.sha256(root_der).hexdigest())
+    ders = [*p.cabundle, p.certificate]
+    if len(set(ders)) != len(ders):
+        dup = next(i for i, d in enumerate(ders) if ders.index(d) != i)
+        _fail(ErrorCode.CHAIN_DUPLICATE_CERT, "a certificate appears twice in the chain", expected="distinct",
+              actual=f"entry {dup} repeats entry {ders.index(ders[dup])}")
     chain = [_parse_cert(root_der, "root", roots[root_der])]
     for i, der in enumerate(p.cabundle[1:], start=1):
         chain.append(_parse_cert(der, f"cabundle[{i}]"))
     chain.append(_parse_cert(p.certificate, "certificate"))
     n = len(chain)
-    for i, c in enumerate(chain):
-        is_ca = i < n - 1
-        _check_cert(c, at, is_ca=is_ca, cas_below=max(0, n - 2 - i))
+    for i, c in enumerate(chain):  # root first: each certificate's issuer is the one above it
         if i > 0 and c.issuer != chain[i - 1].subject:
             _fail(ErrorCode.CERT_ISSUER_MISMATCH, f"{c.name} issuer is not {chain[i - 1].name}'s subject",
                   expected=chain[i - 1].subject.rfc4514_string(), actual=c.issuer.rfc4514_string())
+        _check_cert(c, at, is_ca=i < n - 1, cas_below=max(0, n - 2 - i))
     # Signatures and the remaining RFC 5280 rules: cryptography's path validation (one ECDSA
     # verification per link). Only when it refuses do we re-check the links to name the cause.
     verifier = (
@@ -224,7 +236,7 @@ def _check_policy(p: AttestationPayload, at: _dt.datetime, expect: Expectations)
     if expect.nonce is not None and (p.nonce is None or not hmac.compare_digest(p.nonce, expect.nonce)):
         _fail(ErrorCode.POLICY_NONCE, "nonce differs from the challenge", expected=expect.nonce.hex(),
               actual=None if p.nonce is None else p.nonce.hex())
-    at_ms = int(at.timestamp() * 1000)
+    at_ms = (at - _EPOCH) // _dt.timedelta(milliseconds=1)  # exact: no float rounding at the edges
     if expect.max_age is not None and at_ms - p.timestamp > expect.max_age / _dt.timedelta(milliseconds=1):
         _fail(ErrorCode.POLICY_STALE, "document is older than the freshness window",
               expected=f"timestamp >= {at_ms - int(expect.max_age / _dt.timedelta(milliseconds=1))}",
