@@ -4,23 +4,21 @@ Every PCR is ``SHA384(48 zero bytes || SHA384(inputs))``: one TPM-style extend o
 with the digest of the concatenated inputs. PCR0 = kernel, cmdline, all ramdisks; PCR1 = kernel,
 cmdline, ramdisk 0; PCR2 = ramdisks 1..; PCR8 = DER of the signing certificate (signed EIFs only).
 
-Each kernel/ramdisk byte feeds two digests (PCR0 and PCR1 or PCR2). ``hashlib`` releases the GIL
-on large updates, so the second digest runs on a helper thread: the pass then costs about one
-SHA-384 over the data instead of two.
+Each kernel/ramdisk byte feeds two digests (PCR0 and PCR1 or PCR2): two SHA-384 passes that cannot
+share work (the chaining states differ). They run one after the other on each chunk; a helper
+thread for the second digest was measured slower on the 2-vCPU build machines (bench/bench_pcr.py),
+so there is none.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
 import hashlib
-import os
 from typing import BinaryIO, Iterable
 
 PCR_SIZE = 48
 ZERO_PCR = bytes(PCR_SIZE)
 CHUNK_SIZE = 1 << 20
-_PARALLEL_MIN = 64 * 1024
 HASH_ALGORITHM_NAME = "Sha384 { ... }"  # what nitro-cli prints for its sha2 hasher
 
 
@@ -68,44 +66,24 @@ class Measurements:
         return out
 
 
-_POOL: concurrent.futures.ThreadPoolExecutor | None = None
-
-
-def _pool() -> concurrent.futures.ThreadPoolExecutor | None:
-    global _POOL
-    if (os.cpu_count() or 1) < 2:
-        return None
-    if _POOL is None:
-        _POOL = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="pcr")
-    return _POOL
-
-
 class Measurer:
     """Accumulates PCR0/1/2/8 from section data fed in EIF order."""
 
-    def __init__(self, *, parallel: bool = True) -> None:
+    def __init__(self) -> None:
         self._pcr0 = hashlib.sha384()
         self._pcr1 = hashlib.sha384()
         self._pcr2 = hashlib.sha384()
         self._cert_der: bytes | None = None
-        self._pool = _pool() if parallel else None
-
-    def _both(self, other: "hashlib._Hash", data) -> None:
-        if self._pool is not None and len(data) >= _PARALLEL_MIN:
-            fut = self._pool.submit(self._pcr0.update, data)
-            other.update(data)
-            fut.result()  # the caller may reuse ``data``'s buffer once we return
-        else:
-            self._pcr0.update(data)
-            other.update(data)
 
     def boot(self, data) -> None:
         """Kernel, cmdline or ramdisk 0 bytes: PCR0 and PCR1."""
-        self._both(self._pcr1, data)
+        self._pcr0.update(data)
+        self._pcr1.update(data)
 
     def app(self, data) -> None:
         """Ramdisk 1.. bytes: PCR0 and PCR2."""
-        self._both(self._pcr2, data)
+        self._pcr0.update(data)
+        self._pcr2.update(data)
 
     def ramdisk(self, index: int, data) -> None:
         if index == 0:
