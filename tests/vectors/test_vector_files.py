@@ -23,6 +23,7 @@ EXPECTED = {
     "hkdf_sha256_test": "test_hkdf.py",
     "xchacha20_poly1305_draft03": "test_xchacha20_poly1305.py",
     "xchacha20_poly1305_test": "test_xchacha20_poly1305.py",
+    "hchacha20_draft03": "test_xchacha20_poly1305.py",
     "envelope_kat": "test_envelope_kat.py",
     "envelope_invalid": "test_envelope_invalid.py",
 }

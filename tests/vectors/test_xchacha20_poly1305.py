@@ -41,3 +41,16 @@ def test_draft_irtf_cfrg_xchacha_03(group, test):
 def test_wycheproof(group, test):
     assert (group["keySize"], group["tagSize"]) == (256, 128)
     _check(test)
+
+
+@pytest.mark.parametrize(("group", "test"), cases("hchacha20_draft03"))
+def test_hchacha20_subkey(group, test):
+    """PyNaCl exposes no HChaCha20, so check the subkey through the XChaCha20 construction
+    (draft-irtf-cfrg-xchacha-03 section 2.3): XChaCha20-Poly1305 under (key, nonce16 || n8)
+    equals ChaCha20-Poly1305-IETF under (subkey, 0x00000000 || n8)."""
+    assert test["result"] == "valid"
+    key, nonce16, subkey = h(test["key"]), h(test["nonce"]), h(test["subkey"])
+    n8, msg, aad = bytes(range(8)), bytes(range(200)), b"aad"
+    assert sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(msg, aad, nonce16 + n8, key) == (
+        sodium.crypto_aead_chacha20poly1305_ietf_encrypt(msg, aad, bytes(4) + n8, subkey)
+    )
