@@ -17,6 +17,7 @@ from .build import (
     build_eif,
     build_eif_from_archive,
     build_eif_from_docker,
+    sign_eif,
     write_measurements,
 )
 from .describe import EifInfo, describe_json, inspect_eif
@@ -47,5 +48,6 @@ __all__ = [
     "pcr_of_bytes",
     "pcr_of_certificate",
     "pcr_of_stream",
+    "sign_eif",
     "write_measurements",
 ]

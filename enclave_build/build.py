@@ -31,22 +31,27 @@ class ImageSource(Protocol):
 
 @dataclasses.dataclass(frozen=True)
 class Part:
-    """A section's data on disk (or any re-readable file) and its size."""
+    """A section's data in a file (or a byte range of one), re-readable, streamed in chunks."""
 
     path: Path
+    offset: int = 0
+    length: int | None = None
 
     @property
     def size(self) -> int:
-        return self.path.stat().st_size
+        return self.length if self.length is not None else self.path.stat().st_size - self.offset
 
     def chunks(self) -> Iterator[memoryview]:
         buf = bytearray(CHUNK_SIZE)
         view = memoryview(buf)
+        left = self.size
         with open(self.path, "rb", buffering=0) as f:
-            while True:
-                n = f.readinto(buf)
+            f.seek(self.offset)
+            while left:
+                n = f.readinto(view[: min(CHUNK_SIZE, left)])
                 if not n:
-                    return
+                    raise errors.TruncatedEif(f"{self.path} ended early", expected=self.size, actual=self.size - left)
+                left -= n
                 yield view[:n]
 
 
@@ -81,6 +86,8 @@ def assemble_eif(
     ramdisks: list[Part],
     signing_key: SigningKey | None = None,
     flags: int = 0,
+    default_mem: int = eif.DEFAULT_MEM,
+    default_cpus: int = eif.DEFAULT_CPUS,
 ) -> tuple[Measurements, int]:
     """Write an EIF to a seekable binary output; returns (measurements, size).
 
@@ -103,7 +110,7 @@ def assemble_eif(
     ]
     if signature is not None:
         specs.append(eif.SectionSpec(eif.SectionType.SIGNATURE, len(signature)))
-    w = eif.EifWriter(specs, flags=flags)
+    w = eif.EifWriter(specs, flags=flags, default_mem=default_mem, default_cpus=default_cpus)
     m = Measurer() if pre is None else None
     start = out.tell()
     out.write(w.placeholder_header())
@@ -212,6 +219,48 @@ def build_eif_from_archive(archive: str | os.PathLike[str], blobs: Blobs, output
 def build_eif_from_docker(reference: str, blobs: Blobs, output: str | os.PathLike[str], *, client: Any = None, **kw: Any) -> BuildResult:
     """EIF from an image in a Docker engine (``docker`` SDK; ``DOCKER_HOST`` honoured)."""
     return build_eif(DockerImageSource(reference, client=client), blobs, output, **kw)
+
+
+def sign_eif(source: str | os.PathLike[str], output: str | os.PathLike[str], signing_key: SigningKey) -> Measurements:
+    """Sign an existing EIF (replacing any signature), like ``nitro-cli sign-eif``.
+
+    The source is validated first (CRC included); kernel and ramdisks are copied as byte ranges,
+    so PCR0-PCR2 are unchanged and PCR8 is added. ``output`` may be ``source``.
+    """
+    from .describe import inspect_eif
+
+    src = Path(source)
+    with open(src, "rb", buffering=0) as f:
+        info = inspect_eif(f)
+    h = info.header
+
+    def rng(i: int) -> Part:
+        return Part(src, h.section_offsets[i] + eif.SECTION_HEADER_SIZE, h.section_sizes[i])
+
+    md_index = info.section_types.index(eif.SectionType.METADATA)
+    metadata_json = b"".join(bytes(c) for c in rng(md_index).chunks())
+    ramdisks = [rng(i) for i, t in enumerate(info.section_types) if t is eif.SectionType.RAMDISK]
+    dst = Path(output)
+    with tempfile.NamedTemporaryFile(dir=dst.parent, prefix=dst.name + ".", delete=False) as tmp:
+        try:
+            meas, _ = assemble_eif(
+                tmp,
+                kernel=rng(0),
+                cmdline=info.cmdline,
+                metadata_json=metadata_json,
+                ramdisks=ramdisks,
+                signing_key=signing_key,
+                flags=h.flags,
+                default_mem=h.default_mem,
+                default_cpus=h.default_cpus,
+            )
+            tmp.close()
+            os.replace(tmp.name, dst)
+        except BaseException:
+            tmp.close()
+            os.unlink(tmp.name)
+            raise
+    return meas
 
 
 def write_measurements(path: str | os.PathLike[str], result: BuildResult) -> None:

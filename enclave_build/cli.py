@@ -1,4 +1,5 @@
-"""``vault-eif``: build, describe and measure EIFs (nitro-cli's build-enclave/describe-eif/pcr).
+"""``vault-eif``: build, describe, sign and measure EIFs (nitro-cli's build-enclave, describe-eif,
+sign-eif and pcr).
 
 Output JSON uses nitro-cli's field names (docs/spec/09-eif.md §9.8). Errors print
 ``error: [code] message`` on stderr and exit with status 1.
@@ -14,7 +15,7 @@ from typing import Sequence
 
 from . import errors
 from .blobs import Blobs
-from .build import build_eif, write_measurements
+from .build import build_eif, sign_eif, write_measurements
 from .describe import describe_json, inspect_eif
 from .image import ArchiveImageSource, DockerImageSource
 from .metadata import parse_custom_metadata
@@ -63,6 +64,13 @@ def _cmd_pcr(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_sign(a: argparse.Namespace) -> int:
+    key = SigningKey.from_pem(Path(a.signing_certificate).read_bytes(), Path(a.private_key).read_bytes())
+    meas = sign_eif(a.eif_path, a.output_file or a.eif_path, key)
+    _print({"Measurements": meas.to_json_obj()})
+    return 0
+
+
 def make_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vault-eif", description="Build and measure AWS Nitro Enclave image files.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -85,6 +93,13 @@ def make_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("describe", help="validate an EIF and print nitro-cli's describe-eif JSON")
     d.add_argument("--eif-path", required=True)
     d.set_defaults(func=_cmd_describe)
+
+    s = sub.add_parser("sign", help="sign an existing EIF (replaces any signature); PCR8 is added")
+    s.add_argument("--eif-path", required=True)
+    s.add_argument("--signing-certificate", required=True)
+    s.add_argument("--private-key", required=True)
+    s.add_argument("--output-file", help="default: sign in place")
+    s.set_defaults(func=_cmd_sign)
 
     c = sub.add_parser("pcr", help="PCR of a file, or PCR8 of a signing certificate")
     g = c.add_mutually_exclusive_group(required=True)

@@ -80,15 +80,12 @@ def inspect_eif(fp: BinaryIO, *, check_crc: bool = True, chunk_size: int = CHUNK
 
 
 def _cert_info(pem: bytes) -> dict[str, Any]:
-    from cryptography.hazmat.primitives.asymmetric import ec
-
     cert = signing.load_certificate(pem)
     issuer = {}
     for attr in cert.issuer:
         issuer[getattr(attr.oid, "_name", attr.oid.dotted_string)] = attr.value
     sig_alg = getattr(cert.signature_algorithm_oid, "_name", cert.signature_algorithm_oid.dotted_string)
     fmt = "%b %e %H:%M:%S %Y GMT"
-    _ = ec  # the key type is not part of nitro-cli's output
     return {
         "IssuerName": dict(sorted(issuer.items())),
         "Algorithm": sig_alg,

@@ -197,3 +197,21 @@ def test_crc_mismatch_is_reported_not_raised_when_asked():
     events = r.receive_data(bytes(b))
     ended = events[-1]
     assert not ended.crc_ok and ended.crc_expected != ended.crc_computed
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=300)
+@given(st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), min_size=1, max_size=4), st.booleans(), st.integers(1, 600))
+def test_random_corruption_only_ever_raises_typed_errors(edits, recompute_crc, chunk):
+    b = good()
+    for pos, val in edits:
+        b[pos % len(b)] = val
+    if recompute_crc:
+        fix_crc(b)
+    try:
+        _read(bytes(b), chunk)
+    except errors.EifFormatError:
+        pass

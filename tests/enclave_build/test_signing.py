@@ -109,3 +109,42 @@ def test_non_ec_key_and_bad_certificate_are_refused(p384_identity):
     with pytest.raises(errors.SigningError) as ei:
         SigningKey.from_pem(b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n", p384_identity[1])
     assert ei.value.code is ErrorCode.BAD_CERTIFICATE
+
+
+def test_sign_existing_eif_in_place_and_re_sign(tmp_path, p384_identity, capsys):
+    from enclave_build import sign_eif
+    from enclave_build.cli import main
+
+    data, unsigned = make_eif(tmp_path)
+    path = tmp_path / "app.eif"
+    path.write_bytes(data)
+    meas = sign_eif(path, path, SigningKey.from_pem(*p384_identity))
+    o = eif_oracle.parse_eif(path.read_bytes())
+    assert o["header"]["crc_ok"] and [s["type"] for s in o["sections"]][-1] == "signature"
+    assert (meas.pcr0, meas.pcr1, meas.pcr2) == (unsigned.pcr0, unsigned.pcr1, unsigned.pcr2) and meas.pcr8
+    # everything before the signature section is the unsigned file's, except the header
+    assert path.read_bytes()[548 : len(data)] == data[548:]
+    # re-signing with another identity replaces the signature (still one section, new PCR8)
+    other = make_cert(cn="other")
+    (tmp_path / "c.pem").write_bytes(other[0])
+    (tmp_path / "k.pem").write_bytes(other[1])
+    assert main(["sign", "--eif-path", str(path), "--signing-certificate", str(tmp_path / "c.pem"), "--private-key", str(tmp_path / "k.pem"),
+                 "--output-file", str(tmp_path / "re.eif")]) == 0
+    printed = __import__("json").loads(capsys.readouterr().out)["Measurements"]
+    o2 = eif_oracle.parse_eif((tmp_path / "re.eif").read_bytes())
+    assert [s["type"] for s in o2["sections"]].count("signature") == 1
+    assert printed["PCR0"] == meas.pcr0 and printed["PCR8"] != meas.pcr8
+    info = inspect_eif(open(tmp_path / "re.eif", "rb"))
+    assert describe_json(info)["SignatureCheck"] is True
+
+
+def test_sign_refuses_a_corrupt_eif(tmp_path, p384_identity):
+    from enclave_build import sign_eif
+
+    data, _ = make_eif(tmp_path)
+    bad = bytearray(data)
+    bad[700] ^= 1
+    (tmp_path / "bad.eif").write_bytes(bad)
+    with pytest.raises(errors.CrcMismatch):
+        sign_eif(tmp_path / "bad.eif", tmp_path / "signed.eif", SigningKey.from_pem(*p384_identity))
+    assert not (tmp_path / "signed.eif").exists() and list(tmp_path.glob("signed.eif.*")) == []
