@@ -77,7 +77,7 @@ def main(argv=None) -> int:
 
     document, at, entry = load_document()
     expect = Expectations(allow_debug=entry["debug_mode"], max_age=None)
-    full = lambda: verify(document, at=at, expect=expect)  # noqa: E731
+    full = lambda: verify(document, at=at, expect=expect)
     floor = floor_work(document)
     full(), floor()  # warm up (root parsing, caches)
     floors, fulls = [], []

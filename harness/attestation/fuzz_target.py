@@ -16,10 +16,10 @@ import hashlib
 import sys
 from pathlib import Path
 
+from .codec import unsafe_decode_document
 from .errors import AttestationError
 from .mutate import make_base
 from .roots import AWS_NITRO_ROOT_G1_PEM
-from .codec import unsafe_decode_document
 from .verifier import Expectations, verify
 
 _NOW = _dt.datetime(2026, 1, 1, tzinfo=_dt.timezone.utc)

@@ -159,7 +159,7 @@ class TestPki:
     @classmethod
     def generate(cls, now: _dt.datetime | None = None, *, specs: list[CertSpec] | None = None,
                  key_kinds: list[str] | None = None, signer_override: dict[int, Any] | None = None,
-                 issuer_override: dict[int, x509.Name] | None = None) -> "TestPki":
+                 issuer_override: dict[int, x509.Name] | None = None) -> TestPki:
         """Build root..leaf. ``specs`` replaces the five specs; ``key_kinds`` the key types;
         ``signer_override[i]`` signs certificate i with another key; ``issuer_override[i]``
         writes another issuer name into certificate i."""

@@ -11,8 +11,9 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import hmac
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -23,7 +24,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import SignatureAlgorithmOID
 from cryptography.x509.verification import ExtensionPolicy, PolicyBuilder, Store, VerificationError
 
-from .codec import AttestationPayload, unsafe_decode_cose_sign1, unsafe_decode_payload, sig_structure
+from .codec import AttestationPayload, sig_structure, unsafe_decode_cose_sign1, unsafe_decode_payload
 from .errors import AttestationError, ErrorCode
 from .roots import aws_nitro_root_g1, load_root
 
@@ -125,7 +126,7 @@ def _parse_cert(der: bytes, name: str, obj: x509.Certificate | None = None) -> _
             ),
             name=name,
         )
-    except Exception as exc:  # noqa: BLE001 - see the comment above
+    except Exception as exc:
         _fail(ErrorCode.CERT_PARSE, f"{name} does not parse as X.509", actual=f"{type(exc).__name__}: {exc}")
         raise AssertionError("unreachable")  # pragma: no cover
 

@@ -24,7 +24,7 @@ class RealDoc:
         return dt.datetime.fromtimestamp(self.entry["timestamp_ms"] / 1000, dt.timezone.utc)
 
     def window(self) -> tuple[dt.datetime, dt.datetime]:
-        parse = lambda s: dt.datetime.fromisoformat(s.replace("Z", "+00:00"))  # noqa: E731
+        parse = lambda s: dt.datetime.fromisoformat(s.replace("Z", "+00:00"))
         return parse(self.entry["chain_valid_from"]), parse(self.entry["chain_valid_until"])
 
 

@@ -15,11 +15,11 @@ from harness.attestation import (
     ErrorCode,
     encode_cose_sign1,
     encode_payload,
+    mutate,
     unsafe_decode_cose_sign1,
     unsafe_decode_payload,
     verify,
 )
-from harness.attestation import mutate
 from harness.attestation.fuzz_target import check_one, seeds
 
 NOW = dt.datetime(2026, 11, 28, 1, 0, tzinfo=dt.timezone.utc)
@@ -62,8 +62,8 @@ def test_tag_18_is_recorded_and_accepted():
     doc = base.sign(base.payload())
     assert unsafe_decode_cose_sign1(b"\xd2" + doc).tagged is True
     assert unsafe_decode_cose_sign1(doc).tagged is False
-    tagged = encode_cose_sign1(*(lambda c: (c.protected, c.payload, c.signature))(unsafe_decode_cose_sign1(doc)),
-                               tagged=True)
+    cose = unsafe_decode_cose_sign1(doc)
+    tagged = encode_cose_sign1(cose.protected, cose.payload, cose.signature, tagged=True)
     assert tagged == b"\xd2" + doc
     verify(tagged, roots=[base.pki.root_pem], at=NOW, expect=base.expect())
 

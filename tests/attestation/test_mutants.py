@@ -7,8 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from harness.attestation import ErrorCode
-from harness.attestation import mutate
+from harness.attestation import ErrorCode, mutate
 
 NOW = dt.datetime(2026, 11, 28, 1, 0, tzinfo=dt.timezone.utc)
 

@@ -11,8 +11,8 @@ import cbor2
 import pytest
 
 from harness.attestation import AWS_NITRO_ROOT_G1_PEM, Expectations, verify
-from reference.enclave.nsm import DeviceNsm, NsmDeviceError, NsmInputTooLarge, SimulatedNsm
 from reference.enclave.nsm import AWS_NITRO_ROOT_G1_PEM as REFERENCE_AWS_ROOT
+from reference.enclave.nsm import DeviceNsm, NsmDeviceError, NsmInputTooLarge, SimulatedNsm
 from reference.enclave.nsm.device import NsmMessage
 
 NOW = dt.datetime(2026, 11, 28, 1, 0, tzinfo=dt.timezone.utc)

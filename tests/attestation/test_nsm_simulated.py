@@ -176,7 +176,7 @@ def test_impossible_pcrs_are_refused(tmp_path, pcrs):
 
 
 def test_leaf_is_reissued_before_it_gets_old(nsm):
-    leaf = lambda doc: unsafe_decode_document(doc).payload.certificate  # noqa: E731
+    leaf = lambda doc: unsafe_decode_document(doc).payload.certificate
     a = nsm.attest(now=NOW)
     b = nsm.attest(now=NOW + dt.timedelta(minutes=30))
     c = nsm.attest(now=NOW + dt.timedelta(hours=2))

@@ -14,11 +14,11 @@ from harness.attestation import (
     ErrorCode,
     Expectations,
     encode_payload,
+    mutate,
     unsafe_decode_document,
     unsafe_decode_payload,
     verify,
 )
-from harness.attestation import mutate
 
 NOW = dt.datetime(2026, 11, 28, 1, 0, tzinfo=dt.timezone.utc)
 BASE = mutate.make_base(NOW)
@@ -125,7 +125,7 @@ payloads = st.builds(
 @given(payloads)
 def test_encode_then_decode_is_identity(p):
     encoded = encode_payload(p)
-    decoded, raw = unsafe_decode_payload(encoded)
+    decoded, _ = unsafe_decode_payload(encoded)
     assert decoded == AttestationPayload(**{**p.__dict__, "pcrs": dict(sorted(p.pcrs.items()))})
     ts = encoded.index(b"itimestamp") + len(b"itimestamp")
     assert encoded[ts] == 0x1B  # always the uint64 form, as AWS writes it

@@ -43,8 +43,10 @@ class Nsm(Protocol):
 __all__ = [
     "AWS_NITRO_ROOT_G1_PEM",
     "DEBUG_ZEROED",
-    "DeviceNsm",
     "NONCE_MAX",
+    "PUBLIC_KEY_MAX",
+    "USER_DATA_MAX",
+    "DeviceNsm",
     "Nsm",
     "NsmCode",
     "NsmConfigError",
@@ -53,7 +55,5 @@ __all__ = [
     "NsmInputTooLarge",
     "NsmInvalidInput",
     "NsmStateError",
-    "PUBLIC_KEY_MAX",
     "SimulatedNsm",
-    "USER_DATA_MAX",
 ]

@@ -6,7 +6,7 @@ never share code.)"""
 from __future__ import annotations
 
 import struct
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import cbor2
 

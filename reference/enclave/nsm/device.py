@@ -16,7 +16,8 @@ import ctypes
 import datetime as _dt
 import errno as _errno
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import cbor2
 
