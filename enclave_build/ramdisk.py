@@ -1,5 +1,9 @@
 """The two ramdisks, built as linuxkit builds them for nitro-cli (docs/spec/09-eif.md §9.5).
 
+"linuxkit" here is v1.5.2 with the three patches nitro-cli's binary is built with
+(aws/aws-nitro-enclaves-sdk-bootstrap, ``linuxkit/*.patch``): a ``prefix`` for init images,
+the uncompressed ``kernel+initrd-nogz`` output, and no duplicate entries for replaced files.
+
 linuxkit turns a YAML description into a tar stream (init image contents, then ``files``) and then
 that tar stream into cpio (``initrd.CopySplitTar``). This module reproduces both steps on a stream of
 :class:`TarEntry` values, so a ramdisk is written with constant memory whatever the image size.
@@ -118,8 +122,11 @@ def linuxkit_image_entries(
         if e.name in _EXCLUDE:
             continue
         if e.name in _REPLACE:
-            # A replaced entry keeps its header but not its data; it does not count as "found",
-            # so the touch pass below adds it a second time (linuxkit v1.5.2 behaviour).
+            # A replaced entry keeps its header but not its data. It counts as found, so the touch
+            # pass does not add it again: nitro-cli's linuxkit carries the patch "Fix output image
+            # duplicate entries" (upstream v1.5.2 without it writes such entries twice).
+            if e.name in touch:
+                found.add(e.name)
             if e.name != "etc/resolv.conf" or not resolv:
                 contents = _REPLACE[e.name].encode()
                 yield dataclasses.replace(

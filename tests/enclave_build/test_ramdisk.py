@@ -101,8 +101,8 @@ def test_customer_ramdisk_applies_linuxkit_edits_in_linuxkit_order():
         "rootfs/bin/", "rootfs/bin/a", "rootfs/bin/b", "rootfs/bin/c",
         "rootfs/dev/", "rootfs/dev/pts/", "rootfs/etc/", "rootfs/etc/hosts", "rootfs/etc/mtab",
         "rootfs/etc/resolv.conf", "rootfs/proc/", "rootfs/usr/", "rootfs/usr/lib/", "rootfs/usr/lib/x",
-        # touch entries not found in the export (etc/hosts and etc/resolv.conf count as not found)
-        "rootfs/dev/shm", "rootfs/etc/hosts", "rootfs/etc/resolv.conf", "rootfs/sys",
+        # touch entries not found in the export (replaced ones count as found: AWS's patch 0003)
+        "rootfs/dev/shm", "rootfs/sys",
         # files: the parent directory, the fixed directories, cmd and env
         "rootfs", "rootfs/dev", "rootfs/run", "rootfs/sys", "rootfs/var", "rootfs/proc", "rootfs/tmp", "cmd", "env",
     ]
@@ -113,14 +113,13 @@ def test_customer_ramdisk_applies_linuxkit_edits_in_linuxkit_order():
     assert by["rootfs/bin/b"][0]["mode"] == 0o120644 and by["rootfs/bin/b"][0]["data"] == b"a"
     assert by["rootfs/usr/lib/x"][0]["data"] == b"../../bin/a"
     assert by["rootfs/bin/c"][0]["data"] == b"a" and by["rootfs/bin/a"][0]["data"] == b"data"
-    # etc/hosts replaced (keeps the export's mode) and added again by the touch pass (0644)
-    h1, h2 = by["rootfs/etc/hosts"]
-    assert h1["data"] == h2["data"] and h1["data"].startswith(b"127.0.0.1       localhost\n")
-    assert (h1["mode"], h2["mode"]) == (0o100755, 0o100644) and h1["mtime"] == h2["mtime"] == DEFAULT_MTIME
-    # resolv.conf becomes a symlink to /run/resolvconf/resolv.conf, twice
-    r1, r2 = by["rootfs/etc/resolv.conf"]
-    assert r1["data"] == r2["data"] == b"/run/resolvconf/resolv.conf"
-    assert (r1["mode"], r2["mode"]) == (0o120755, 0o120644)
+    # etc/hosts replaced: keeps the export's header, gets linuxkit's text and the fixed time; once
+    (h1,) = by["rootfs/etc/hosts"]
+    assert h1["data"].startswith(b"127.0.0.1       localhost\n") and h1["data"].endswith(b"ff02::2 ip6-allrouters\n")
+    assert h1["mode"] == 0o100755 and h1["mtime"] == DEFAULT_MTIME and h1["size"] == 160
+    # resolv.conf becomes a symlink to /run/resolvconf/resolv.conf (mode bits kept), once
+    (r1,) = by["rootfs/etc/resolv.conf"]
+    assert r1["data"] == b"/run/resolvconf/resolv.conf" and r1["mode"] == 0o120755
     # touched entries get the fixed time; others keep their own
     assert by["rootfs/dev/"][0]["mtime"] == DEFAULT_MTIME and by["rootfs/bin/"][0]["mtime"] == 1700000000
     assert by["rootfs/etc/mtab"][0]["mtime"] == DEFAULT_MTIME
