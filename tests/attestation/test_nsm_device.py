@@ -6,6 +6,7 @@ from __future__ import annotations
 import ctypes
 import datetime as dt
 import errno
+import os
 
 import cbor2
 import pytest
@@ -62,7 +63,7 @@ def test_attestation_round_trip_through_the_ioctl(tmp_path):
     request_code, request = dev.calls[0]
     assert request_code == 0xC0200A00  # _IOWR(0x0A, 0, sizeof(struct { iovec; iovec; }) == 32)
     assert request == {"Attestation": {"user_data": b"u", "nonce": b"n", "public_key": None}}
-    assert dev.opened == [("/dev/nsm", __import__("os").O_RDWR)] and dev.closed == [42]
+    assert dev.opened == [("/dev/nsm", os.O_RDWR)] and dev.closed == [42]
     v = verify(doc, roots=[sim.root_pem()], at=NOW, expect=Expectations(nonce=b"n", user_data=b"u"))
     assert v.pcrs[0] == bytes([9]) * 48
 
@@ -119,3 +120,10 @@ def test_caps_are_enforced_before_the_device_is_touched():
     with pytest.raises(NsmInputTooLarge):
         dev.nsm().attest(user_data=b"x" * 513)
     assert dev.opened == []
+
+
+def test_default_ioctl_marshals_the_message_to_the_kernel():
+    """The real fcntl.ioctl path: a device that is not the NSM refuses the request (ENOTTY)."""
+    with pytest.raises(NsmDeviceError) as err:
+        DeviceNsm(os.devnull).attest(nonce=b"n")
+    assert err.value.errno == errno.ENOTTY
