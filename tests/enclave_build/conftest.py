@@ -82,6 +82,7 @@ def docker_save_archive(path: Path, layers: list[bytes], config: dict, tag: str 
     """A legacy ``docker save`` layout: manifest.json + <id>.json + <n>/layer.tar."""
     import hashlib
 
+    config = dict(config, rootfs={"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(layer).hexdigest() for layer in layers]})
     cfg = json.dumps(config).encode()
     cfg_name = hashlib.sha256(cfg).hexdigest() + ".json"
     with tarfile.open(path, "w") as tf:
@@ -114,6 +115,7 @@ def oci_archive(path: Path, layers: list[bytes], config: dict, *, gzip_layers: b
         blobs[d] = data
         return d
 
+    config = dict(config, rootfs={"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(layer).hexdigest() for layer in layers]})
     cfg = json.dumps(config).encode()
     layer_descs = []
     for layer in layers:
@@ -164,6 +166,9 @@ def app_layers() -> list[bytes]:
         {"name": "bin/hello.sh", "data": b"#!/bin/sh\necho hello\n", "mode": 0o755, "mtime": 1700000000},
         {"name": "etc", "type_": tarfile.DIRTYPE, "mode": 0o755},
         {"name": "etc/.wh.old.conf"},
+        # layers made by Docker carry the header of every directory whose content they change
+        {"name": "var", "type_": tarfile.DIRTYPE, "mode": 0o755, "mtime": 1700000000},
+        {"name": "var/cache", "type_": tarfile.DIRTYPE, "mode": 0o755, "mtime": 1700000000},
         {"name": "var/cache/.wh..wh..opq"},
         {"name": "home", "type_": tarfile.DIRTYPE, "mode": 0o700, "uid": 1000, "gid": 1000},
         {"name": "home/user-file", "data": b"u", "uid": 1000, "gid": 1000, "mode": 0o600},

@@ -19,6 +19,7 @@ from enclave_build.cli import main
 from enclave_build.image import ArchiveImageSource, DockerImageSource
 
 from . import eif_oracle
+from .conftest import APP_CONFIG, app_layers, docker_save_archive
 
 pytestmark = pytest.mark.docker
 
@@ -107,3 +108,24 @@ def test_cli_build_from_engine(docker_client, app_image, tmp_path, blobs_dir, ca
 
     printed = json.loads(capsys.readouterr().out)
     assert printed["Measurements"]["PCR0"] == eif_oracle.parse_eif(out.read_bytes())["pcrs"]["PCR0"]
+
+
+def test_engine_applies_layers_like_the_archive_reader(docker_client, tmp_path):
+    """A hand-made ``docker save`` archive with a whiteout, an opaque directory, a hard link and a
+    non-root directory, loaded into the engine: its export must match our own layer merge."""
+    tag = f"eif-test-layers-{uuid.uuid4().hex[:8]}:1"
+    archive = docker_save_archive(tmp_path / "layers.tar", app_layers(), APP_CONFIG, tag=tag)
+    docker_client.images.load(archive.read_bytes())
+    try:
+        via_engine = io.BytesIO()
+        write_customer_ramdisk(DockerImageSource(tag, client=docker_client), via_engine)
+        via_archive = io.BytesIO()
+        write_customer_ramdisk(ArchiveImageSource(str(archive)), via_archive)
+        ea, eb = eif_oracle.parse_cpio(via_engine.getvalue()), eif_oracle.parse_cpio(via_archive.getvalue())
+        assert [(e["name"], e["mode"], e["uid"], e["gid"], e["mtime"], e["data"]) for e in ea] == [
+            (e["name"], e["mode"], e["uid"], e["gid"], e["mtime"], e["data"]) for e in eb]
+        assert via_engine.getvalue() == via_archive.getvalue()
+        names = {e["name"] for e in ea}
+        assert "rootfs/etc/old.conf" not in names and "rootfs/var/cache/x" not in names
+    finally:
+        docker_client.images.remove(tag, force=True)
