@@ -74,7 +74,7 @@ class _RawTarInfo(tarfile.TarInfo):
     def frombuf(cls, buf, encoding, errors_):  # type: ignore[override]
         obj = super().frombuf(buf, encoding, errors_)
         name = tarfile.nts(buf[0:100], encoding, errors_)
-        prefix = tarfile.nts(buf[345:500], encoding, errors_) if buf[257:263] == tarfile.POSIX_MAGIC else ""
+        prefix = tarfile.nts(buf[345:500], encoding, errors_) if buf[257:265] == tarfile.POSIX_MAGIC else ""
         obj._raw_name = f"{prefix}/{name}" if prefix and obj.type not in tarfile.GNU_TYPES else name
         return obj
 

@@ -173,7 +173,7 @@ class FileSpec:
 def linuxkit_files_entries(files: Iterable[FileSpec]) -> Iterator[TarEntry]:
     added: set[str] = set()
     for f in files:
-        path = f.path.lstrip("/") if f.path.startswith("/") else f.path
+        path = f.path[1:] if f.path.startswith("/") else f.path  # Go strips one leading "/"
         dir_mode = f.mode
         for bits, x in ((0o700, 0o100), (0o070, 0o010), (0o007, 0o001)):
             if dir_mode & bits:

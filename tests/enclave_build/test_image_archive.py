@@ -134,3 +134,63 @@ def test_blobs_come_from_the_environment(tmp_path, blobs_dir, monkeypatch):
     (blobs_dir / "nsm.ko").unlink()
     with pytest.raises(errors.BlobsError):
         Blobs.from_dir()
+
+
+def _tar(fmt, names) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=fmt) as tf:
+        for n in names:
+            ti = tarfile.TarInfo(n)
+            ti.type = tarfile.DIRTYPE if n.endswith("/") else tarfile.REGTYPE
+            tf.addfile(ti, io.BytesIO() if ti.type == tarfile.REGTYPE else None)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("fmt", [tarfile.USTAR_FORMAT, tarfile.PAX_FORMAT, tarfile.GNU_FORMAT])
+def test_stream_entries_keep_go_style_directory_names(fmt):
+    from enclave_build.image import tar_stream_entries
+
+    long_dir = "d" * 60 + "/" + "e" * 60 + "/"  # > 100 bytes: ustar prefix, pax path or GNU longname
+    data = _tar(fmt, ["short/", long_dir, long_dir + "f"])
+    assert [e.name for e in tar_stream_entries(io.BytesIO(data))] == ["short/", long_dir, long_dir + "f"]
+
+
+def test_stream_entries_keep_a_directory_name_without_slash():
+    from enclave_build.image import tar_stream_entries
+
+    raw = bytearray(_tar(tarfile.USTAR_FORMAT, ["dir/"]))
+    raw[3] = 0  # name "dir/" -> "dir"
+    raw[148:156] = b"        "
+    raw[148:155] = b"%06o\0" % sum(raw[:512])
+    assert [e.name for e in tar_stream_entries(io.BytesIO(bytes(raw)))] == ["dir"]
+
+
+def test_pax_path_is_taken_verbatim():
+    from enclave_build.image import tar_stream_entries
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
+        ti = tarfile.TarInfo("ustar-name")
+        ti.type = tarfile.DIRTYPE
+        ti.pax_headers = {"path": "pax-name"}
+        tf.addfile(ti)
+    assert [e.name for e in tar_stream_entries(io.BytesIO(buf.getvalue()))] == ["pax-name"]
+
+
+def test_ustar_prefix_is_joined_to_the_name():
+    from enclave_build.image import tar_stream_entries
+
+    raw = bytearray(_tar(tarfile.USTAR_FORMAT, ["p" * 80 + "/" + "n" * 80 + "/"]))
+    assert raw[345:346] == b"p" and raw[0:81] == b"n" * 80 + b"/"
+    raw[80] = 0  # drop the name's trailing slash, keep the prefix
+    raw[148:156] = b"        "
+    raw[148:155] = b"%06o\0" % sum(raw[:512])
+    assert [e.name for e in tar_stream_entries(io.BytesIO(bytes(raw)))] == ["p" * 80 + "/" + "n" * 80]
+
+
+def test_files_with_absolute_paths_lose_one_slash_and_get_parents():
+    from enclave_build.ramdisk import FileSpec, linuxkit_files_entries
+
+    es = list(linuxkit_files_entries([FileSpec("/opt/app/run", 0o640, contents=b"x"), FileSpec("opt/app/two", 0o600, contents=b"")]))
+    assert [(e.name, e.type, oct(e.mode)) for e in es] == [
+        ("opt", "5", "0o750"), ("opt/app", "5", "0o750"), ("opt/app/run", "0", "0o640"), ("opt/app/two", "0", "0o600")]
