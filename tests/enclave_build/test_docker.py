@@ -129,3 +129,11 @@ def test_engine_applies_layers_like_the_archive_reader(docker_client, tmp_path):
         assert "rootfs/etc/old.conf" not in names and "rootfs/var/cache/x" not in names
     finally:
         docker_client.images.remove(tag, force=True)
+
+
+def test_missing_image_is_a_typed_error(docker_client):
+    from enclave_build import errors
+
+    with pytest.raises(errors.ImageSourceError) as ei:
+        DockerImageSource(f"eif-test-absent-{uuid.uuid4().hex[:8]}:1", client=docker_client)
+    assert ei.value.code is errors.ErrorCode.DOCKER
