@@ -29,10 +29,12 @@ def build_app(config: Config, enclave_address: str | None = None):
     return HostApp(InProcessTransport(build_enclave(config)))
 
 
-def _run_http(app, config: Config) -> None:
+def _run_http(app, config: Config, http: str = "auto", loop: str = "auto") -> None:
     import uvicorn
 
-    uvicorn.run(app, host=config.host, port=config.port, access_log=False, log_level="warning")
+    # "auto" is uvicorn's own choice: httptools and uvloop when installed, else h11 and asyncio.
+    uvicorn.run(app, host=config.host, port=config.port, access_log=False, log_level="warning",
+                http=http, loop=loop)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,15 +51,20 @@ def main(argv: list[str] | None = None) -> int:
     host.add_argument("--enclave", required=True, help="tcp:HOST:PORT or vsock:CID:PORT of the enclave")
     host.add_argument("--host", help="address to bind (default 127.0.0.1)")
     host.add_argument("--port", type=int, help="port (default 8080)")
+    for command in (serve, host):
+        command.add_argument("--http", choices=["auto", "h11", "httptools"], default="auto",
+                             help="HTTP/1.1 implementation (default auto: httptools if installed, else h11)")
+        command.add_argument("--loop", choices=["auto", "asyncio", "uvloop"], default="auto",
+                             help="event loop (default auto: uvloop if installed, else asyncio)")
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     config = Config.from_env(host=getattr(args, "host", None), port=getattr(args, "port", None),
                              data_dir=getattr(args, "data_dir", None))
     if args.command == "serve":
-        _run_http(build_app(config), config)
+        _run_http(build_app(config), config, http=args.http, loop=args.loop)
     elif args.command == "host":
-        _run_http(build_app(config, enclave_address=args.enclave), config)
+        _run_http(build_app(config, enclave_address=args.enclave), config, http=args.http, loop=args.loop)
     else:
         import asyncio
 
