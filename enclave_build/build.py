@@ -213,7 +213,8 @@ def build_eif(
 
 def build_eif_from_archive(archive: str | os.PathLike[str], blobs: Blobs, output: str | os.PathLike[str], **kw: Any) -> BuildResult:
     """EIF from a ``docker save`` / OCI-layout tar, no Docker engine needed."""
-    return build_eif(ArchiveImageSource(str(archive)), blobs, output, **kw)
+    with ArchiveImageSource(str(archive)) as source:
+        return build_eif(source, blobs, output, **kw)
 
 
 def build_eif_from_docker(reference: str, blobs: Blobs, output: str | os.PathLike[str], *, client: Any = None, **kw: Any) -> BuildResult:

@@ -35,12 +35,16 @@ def _cmd_build(a: argparse.Namespace) -> int:
         raise errors.SigningError("--signing-certificate and --private-key go together", code=errors.ErrorCode.BAD_KEY)
     if a.signing_certificate:
         key = SigningKey.from_pem(Path(a.signing_certificate).read_bytes(), Path(a.private_key).read_bytes())
-    source = ArchiveImageSource(a.image_archive) if a.image_archive else DockerImageSource(a.docker_uri)
     custom = parse_custom_metadata(Path(a.metadata).read_bytes()) if a.metadata else None
+    source = ArchiveImageSource(a.image_archive) if a.image_archive else DockerImageSource(a.docker_uri)
     print("Start building the Enclave Image...", file=sys.stderr)
-    result = build_eif(
-        source, blobs, a.output_file, signing_key=key, image_name=a.name, image_version=a.version, custom_metadata=custom
-    )
+    try:
+        result = build_eif(
+            source, blobs, a.output_file, signing_key=key, image_name=a.name, image_version=a.version, custom_metadata=custom
+        )
+    finally:
+        if isinstance(source, ArchiveImageSource):
+            source.close()
     print("Enclave Image successfully created.", file=sys.stderr)
     if a.measurements_file:
         write_measurements(a.measurements_file, result)

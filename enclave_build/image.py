@@ -245,6 +245,13 @@ class ArchiveImageSource:
             self._outer = tarfile.open(path, mode="r:")
         except (OSError, tarfile.TarError) as e:
             raise errors.ImageSourceError(f"not a tar archive: {e}") from None
+        try:
+            self._load()
+        except BaseException:
+            self._outer.close()
+            raise
+
+    def _load(self) -> None:
         self._names = {_norm(m.name): m for m in self._outer.getmembers()}
         config_path, self._layer_paths, repo_tags = self._manifest()
         if repo_tags:
@@ -274,6 +281,15 @@ class ArchiveImageSource:
             env=list(c.get("Env") or []),
             inspect=inspect,
         )
+
+    def close(self) -> None:
+        self._outer.close()
+
+    def __enter__(self) -> "ArchiveImageSource":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def _read(self, name: str) -> bytes:
         m = self._names.get(_norm(name))

@@ -72,7 +72,8 @@ def test_engine_export_and_saved_archive_give_the_same_customer_ramdisk(docker_c
     via_engine = io.BytesIO()
     write_customer_ramdisk(DockerImageSource(app_image, client=docker_client), via_engine)
     via_archive = io.BytesIO()
-    write_customer_ramdisk(ArchiveImageSource(str(_save(docker_client, app_image, tmp_path / "img.tar"))), via_archive)
+    with ArchiveImageSource(str(_save(docker_client, app_image, tmp_path / "img.tar"))) as src:
+        write_customer_ramdisk(src, via_archive)
     a, b = via_engine.getvalue(), via_archive.getvalue()
     ea, eb = eif_oracle.parse_cpio(a), eif_oracle.parse_cpio(b)
     assert [(e["name"], e["mode"], e["uid"], e["mtime"], e["data"]) for e in ea] == [
@@ -120,7 +121,8 @@ def test_engine_applies_layers_like_the_archive_reader(docker_client, tmp_path):
         via_engine = io.BytesIO()
         write_customer_ramdisk(DockerImageSource(tag, client=docker_client), via_engine)
         via_archive = io.BytesIO()
-        write_customer_ramdisk(ArchiveImageSource(str(archive)), via_archive)
+        with ArchiveImageSource(str(archive)) as src:
+            write_customer_ramdisk(src, via_archive)
         ea, eb = eif_oracle.parse_cpio(via_engine.getvalue()), eif_oracle.parse_cpio(via_archive.getvalue())
         assert [(e["name"], e["mode"], e["uid"], e["gid"], e["mtime"], e["data"]) for e in ea] == [
             (e["name"], e["mode"], e["uid"], e["gid"], e["mtime"], e["data"]) for e in eb]

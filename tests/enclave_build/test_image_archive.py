@@ -20,14 +20,15 @@ from .conftest import APP_CONFIG, X86_CMDLINE, app_layers, docker_save_archive, 
 
 def _ramdisk(path) -> bytes:
     out = io.BytesIO()
-    write_customer_ramdisk(ArchiveImageSource(str(path)), out)
+    with ArchiveImageSource(str(path)) as src:
+        write_customer_ramdisk(src, out)
     return out.getvalue()
 
 
 def test_merged_layers_in_docker_export_order(tmp_path):
-    src = ArchiveImageSource(str(docker_save_archive(tmp_path / "app.tar", app_layers(), APP_CONFIG)))
-    with src.entries() as it:
-        es = [(e.name, e.type, e.linkname) for e in it]
+    with ArchiveImageSource(str(docker_save_archive(tmp_path / "app.tar", app_layers(), APP_CONFIG))) as src:
+        with src.entries() as it:
+            es = [(e.name, e.type, e.linkname) for e in it]
     names = [n for n, _, _ in es]
     assert names == [
         ".dockerenv", "bin/", "bin/busybox", "bin/hello.sh", "bin/ls", "bin/sh",

@@ -134,7 +134,8 @@ def test_sign_existing_eif_in_place_and_re_sign(tmp_path, p384_identity, capsys)
     o2 = eif_oracle.parse_eif((tmp_path / "re.eif").read_bytes())
     assert [s["type"] for s in o2["sections"]].count("signature") == 1
     assert printed["PCR0"] == meas.pcr0 and printed["PCR8"] != meas.pcr8
-    info = inspect_eif(open(tmp_path / "re.eif", "rb"))
+    with open(tmp_path / "re.eif", "rb") as f:
+        info = inspect_eif(f)
     assert describe_json(info)["SignatureCheck"] is True
 
 
