@@ -147,3 +147,33 @@ def test_boot_directory_and_unsupported_entries():
 def test_devices_keep_their_numbers():
     es = parse_cpio(_initrd([TarEntry(name="null", type="3", mode=0o20666, devmajor=1, devminor=3)]))
     assert (es[0]["mode"], es[0]["rdevmajor"], es[0]["rdevminor"]) == (0o20666, 1, 3)
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_names = st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E, blacklist_characters="/"), min_size=1, max_size=40)
+
+
+@settings(max_examples=60)
+@given(st.lists(st.tuples(_names, st.sampled_from([REG, DIR, SYM]), st.binary(max_size=300), st.integers(0, 0o7777),
+                          st.integers(0, 2**32 - 1)), max_size=8))
+def test_any_entries_round_trip_through_the_oracle(items):
+    entries = []
+    for name, t, data, mode, mtime in items:
+        if t == REG:
+            entries.append(TarEntry(name=name, type=REG, mode=mode, mtime=mtime, size=len(data), read=bytes_reader(data)))
+        elif t == DIR:
+            entries.append(TarEntry(name=name + "/", type=DIR, mode=mode, mtime=mtime))
+        else:
+            entries.append(TarEntry(name=name, type=SYM, mode=mode, mtime=mtime, linkname=data.hex()))
+    out = parse_cpio(_initrd(entries))
+    assert [e["name"] for e in out] == [e.name for e in entries]
+    for got, want in zip(out, entries):
+        assert got["mode"] & 0o7777 == want.mode and got["mtime"] == want.mtime
+        if want.type == REG:
+            assert got["data"] == b"".join(want.chunks()) and got["mode"] >> 12 == 0o10
+        elif want.type == SYM:
+            assert got["data"] == want.linkname.encode() and got["mode"] >> 12 == 0o12
+        else:
+            assert got["nlink"] == 2 and got["size"] == 0
