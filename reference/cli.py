@@ -16,7 +16,17 @@ def build_enclave(config: Config):
     from .enclave.store import SqliteStore
 
     config.data_dir.mkdir(parents=True, exist_ok=True)
-    return Enclave(kv=SqliteStore(config.database), master_key=FileMasterKey(config.master_key_file).load())
+    return Enclave(kv=SqliteStore(config.database), master_key=FileMasterKey(config.master_key_file).load(),
+                   nsm=build_nsm(config))
+
+
+def build_nsm(config: Config):
+    """The attestation source: the real /dev/nsm, or a simulated NSM with a persisted dev PKI."""
+    from .enclave.nsm import DeviceNsm, SimulatedNsm
+
+    if config.nsm == "device":
+        return DeviceNsm()
+    return SimulatedNsm(config.data_dir / "nsm", pcrs=config.load_pcrs(), debug=config.nsm_debug)
 
 
 def build_app(config: Config, enclave_address: str | None = None):
@@ -47,6 +57,12 @@ def main(argv: list[str] | None = None) -> int:
     enclave = sub.add_parser("enclave", help="run only the enclave side, answering framed requests")
     enclave.add_argument("--listen", required=True, help="tcp:HOST:PORT or vsock:CID:PORT")
     enclave.add_argument("--data-dir", type=Path, help="where the encrypted store and dev master key live")
+    for command in (serve, enclave):
+        command.add_argument("--nsm", choices=["simulated", "device"], help="attestation source (default simulated)")
+        command.add_argument("--nsm-debug", action="store_true", default=None,
+                             help="simulate a debug-mode enclave (PCR0/1/2/8 all zero)")
+        command.add_argument("--pcrs-file", type=Path,
+                             help="PCRs the simulated NSM reports: describe-eif JSON or {\"PCR0\": hex, ...}")
     host = sub.add_parser("host", help="run only the HTTP front, forwarding to an enclave process")
     host.add_argument("--enclave", required=True, help="tcp:HOST:PORT or vsock:CID:PORT of the enclave")
     host.add_argument("--host", help="address to bind (default 127.0.0.1)")
@@ -60,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     config = Config.from_env(host=getattr(args, "host", None), port=getattr(args, "port", None),
-                             data_dir=getattr(args, "data_dir", None))
+                             data_dir=getattr(args, "data_dir", None), nsm=getattr(args, "nsm", None),
+                             nsm_debug=getattr(args, "nsm_debug", None), pcrs_file=getattr(args, "pcrs_file", None))
     if args.command == "serve":
         _run_http(build_app(config), config, http=args.http, loop=args.loop)
     elif args.command == "host":

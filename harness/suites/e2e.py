@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from harness.protocol import envelope
@@ -23,6 +23,8 @@ def _hypothesis_settings(ctx: Context, default: int):
         database=None,
         derandomize=ctx.options.get("derandomize", False),
         suppress_health_check=list(HealthCheck),
+        # No shrinking: each step costs round trips to the target; the first failure is reported as found.
+        phases=[Phase.explicit, Phase.reuse, Phase.generate],
     )
 
 

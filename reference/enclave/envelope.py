@@ -107,7 +107,7 @@ def public_key(secret: bytes) -> bytes:
 
 def _derive_key(secret: bytes, peer_public: bytes) -> bytes:
     try:
-        # libsodium refuses an all-zero shared secret, i.e. a low-order peer point (spec §3.5).
+        # libsodium refuses an all-zero shared secret, i.e. a low-order peer point (spec §3.6).
         shared = sodium.crypto_scalarmult(secret, peer_public)
     except nacl.exceptions.RuntimeError:
         raise EnvelopeError(EnvelopeCode.LOW_ORDER_PUBLIC_KEY, "public key has low order") from None

@@ -17,9 +17,10 @@ from typing import Any, Callable
 
 import nacl.exceptions
 
-from . import envelope
+from . import attestation, envelope
 from .errors import EnvelopeCode, EnvelopeError, OperationCode, OperationError, VaultError
 from .keyring import Keyring
+from .nsm import SimulatedNsm
 from .store import KeyValueStore, SealedStore
 
 STATIC_KEY_ADDRESS = ("enclave", "static-x25519")
@@ -97,6 +98,7 @@ class Enclave:
         random_bytes: Callable[[int], bytes] = os.urandom,
         logger: logging.Logger | None = None,
         operations: dict[str, Handler] | None = None,
+        nsm=None,
     ):
         from .operations import default_operations
 
@@ -108,10 +110,12 @@ class Enclave:
         self.operations = operations if operations is not None else default_operations()
         self._static_secret = self._load_or_create_static_key()
         self.public_key = envelope.public_key(self._static_secret)
+        self.nsm = nsm
+        self.context.extras["nsm"] = nsm
 
     def _load_or_create_static_key(self) -> bytes:
         # The static key is itself an entity sealed under the master key, so it survives restarts
-        # and is readable only where the master key is (spec §7.3).
+        # and is readable only where the master key is (spec §7.4).
         address = self.store.address(*STATIC_KEY_ADDRESS)
         with self.store.transaction():
             try:
@@ -132,6 +136,14 @@ class Enclave:
             return self.handle_envelope(body)
         if kind == "public-key":
             return 200, json.dumps({"publicKey": self.public_key.hex()}).encode()
+        if kind == "attest" and self.nsm is not None:
+            try:
+                return 200, json.dumps(attestation.plain_attest(self.nsm, self.public_key, body)).encode()
+            except EnvelopeError as error:
+                return error.status, json.dumps(error.to_json()).encode()
+        if kind == "attestation-dev-root" and isinstance(self.nsm, SimulatedNsm):
+            # Only a simulated NSM's root is served: it is a development root, never a trust anchor.
+            return 200, json.dumps({"rootPem": self.nsm.root_pem().decode()}).encode()
         error = EnvelopeError(EnvelopeCode.NOT_FOUND, f"unknown enclave message {kind!r}")
         return error.status, json.dumps(error.to_json()).encode()
 
@@ -142,11 +154,11 @@ class Enclave:
             plaintext = envelope.open_envelope(request_envelope, self._static_secret)
         except EnvelopeError as error:
             return error.status, json.dumps(error.to_json()).encode()
-        reply = self.run(plaintext)
+        reply = self.run(plaintext, request_public_key=request_envelope.ephemeral_public_key)
         sealed = envelope.seal_response(request_envelope.ephemeral_public_key, reply, self._random)
         return 200, sealed.to_bytes()
 
-    def run(self, plaintext: bytes) -> bytes:
+    def run(self, plaintext: bytes, request_public_key: bytes = b"") -> bytes:
         """Run one decrypted request; every outcome becomes an encrypted JSON reply (spec §4.2)."""
         try:
             request = parse_request(plaintext)
@@ -155,6 +167,7 @@ class Enclave:
                 raise OperationError(
                     OperationCode.UNKNOWN_OPERATION, f"unknown operation {request.operation!r}"
                 )
+            self.context.extras["request_public_key"] = request_public_key
             result = {"success": True, "data": handler(self.context, request), "error": None}
         except OperationError as error:
             result = error.to_json()

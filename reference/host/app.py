@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+from urllib.parse import parse_qsl
 
 from .transport import Transport
 
 MAX_BODY_BYTES = 1 << 20  # spec §3.5; the enclave checks again
 ENVELOPE_PATHS = ("/api/v1/enclave", "/v1/enclave/post")
+ATTESTATION_PATH = "/api/v1/enclave/attestation"  # ?nonce=<hex>   (spec §8.7)
+DEV_ROOT_PATH = "/api/v1/enclave/attestation/dev-root"  # simulated NSM only
+_HEX = re.compile(r"[0-9a-fA-F]*")
 _JSON = [(b"content-type", b"application/json")]
 _log = logging.getLogger("vault.host")
 
@@ -35,13 +40,25 @@ class HostApp:
         if scope["type"] != "http":
             return
         status, body = await self._route(scope, receive)
-        await send({"type": "http.response.start", "status": status, "headers": _JSON})
+        # An explicit length rather than the server's default chunked framing: the same body,
+        # and with h11 one write and ~20 us of CPU less per response.
+        headers = [*_JSON, (b"content-length", b"%d" % len(body))]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
     async def _route(self, scope, receive) -> tuple[int, bytes]:
         path, method = scope["path"], scope["method"]
         if path == "/health":
             return (200, _HEALTH) if method in ("GET", "HEAD") else _not_allowed()
+        if path == ATTESTATION_PATH:
+            if method not in ("GET", "HEAD"):
+                return _not_allowed()
+            nonce = _query_nonce(scope.get("query_string", b""))
+            if nonce is None:
+                return 400, _error(400, "invalid_hex", "nonce must be even-length hex (at most 512 bytes)")
+            return await self._forward("attest", nonce)
+        if path == DEV_ROOT_PATH:
+            return await self._forward("attestation-dev-root", b"") if method in ("GET", "HEAD") else _not_allowed()
         if path in ENVELOPE_PATHS:
             if method == "POST":
                 body = await self._read_body(scope, receive)
@@ -86,6 +103,17 @@ class HostApp:
             elif message["type"] == "lifespan.shutdown":
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+def _query_nonce(query: bytes) -> bytes | None:
+    """The ``nonce`` query parameter as bytes (empty when absent), or None when it is not hex."""
+    values = [v for k, v in parse_qsl(query.decode("latin-1"), keep_blank_values=True) if k == "nonce"]
+    if not values:
+        return b""
+    text = values[-1]
+    if len(values) > 1 or len(text) % 2 or len(text) > 1024 or not _HEX.fullmatch(text):
+        return None
+    return bytes.fromhex(text)
 
 
 def _not_allowed() -> tuple[int, bytes]:

@@ -1,5 +1,5 @@
 """How the host reaches the enclave: a message kind plus opaque bytes, answered by a status and
-opaque bytes. The host cannot read either (spec §2.3).
+opaque bytes. The host cannot read either (spec §2.4).
 
 ``InProcessTransport`` calls the enclave object directly (development, tests). A socket transport
 with one framing for TCP and AF_VSOCK sits behind the same interface for a real enclave.

@@ -40,8 +40,8 @@ def build(fault: str, data_dir: Path):
     if fault == "plaintext-errors":
         enclave_run = app.transport._enclave.run
 
-        def leaky_run(plaintext):
-            reply = enclave_run(plaintext)
+        def leaky_run(plaintext, **kwargs):
+            reply = enclave_run(plaintext, **kwargs)
             if b'"success":false' in reply:
                 raise RuntimeError("skip encryption")
             return reply

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 
 def default_operations() -> dict:
+    from .. import attestation
     from . import ping, service_accounts
 
     return {
@@ -11,4 +12,5 @@ def default_operations() -> dict:
         "serviceAccount:create": service_accounts.create,
         "serviceAccount:get": service_accounts.get,
         "serviceAccount:rotate": service_accounts.rotate,
+        "enclave:attest": attestation.operation_attest,
     }
