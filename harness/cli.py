@@ -41,6 +41,24 @@ def _print_result(result, colour: bool) -> None:
             print(f"      expected: {result.expected!r}\n      actual:   {str(result.actual)[:300]!r}")
 
 
+def _read_pcrs(path: Path) -> dict[int, bytes]:
+    """PCRs from nitro-cli describe-eif / vault-eif describe JSON ("Measurements") or {"PCR0": hex, ...}."""
+    document = json.loads(path.read_text())
+    table = document.get("Measurements", document) if isinstance(document, dict) else {}
+    pcrs = {int(name[3:]): bytes.fromhex(value) for name, value in table.items()
+            if name.startswith("PCR") and name[3:].isdigit()}
+    if not pcrs:
+        raise ValueError(f"{path}: no PCRn values found")
+    return pcrs
+
+
+def _dev_root_from_target(client: VaultClient) -> bytes:
+    response = client.get("/api/v1/enclave/attestation/dev-root")
+    if response.status_code != 200:
+        raise ValueError(f"the target serves no development root (HTTP {response.status_code})")
+    return response.json()["rootPem"].encode()
+
+
 def cmd_list(args) -> int:
     for check in runner.select(all_checks(), args.select):
         print(f"{check.id:<40} §{check.section:<6} {check.level.value:<6} {check.requirement}")
@@ -59,7 +77,15 @@ def cmd_run(args) -> int:
         print("no check matches --select", file=sys.stderr)
         return 2
     client = VaultClient(args.target, timeout=args.timeout)
-    options = {"examples": args.examples, "derandomize": args.seed is not None}
+    options = {"examples": args.examples, "derandomize": args.seed is not None, "allow_debug": args.allow_debug}
+    try:
+        options["attestation_roots"] = [path.read_bytes() for path in args.attestation_root or []]
+        if args.attestation_root_from_target:
+            options["attestation_roots"].append(_dev_root_from_target(client))
+        options["expected_pcrs"] = [_read_pcrs(path) for path in args.expected_pcrs or []] or None
+    except (OSError, ValueError) as error:
+        print(f"vault-harness: {error}", file=sys.stderr)
+        return 2
     ctx = Context(args.target, client, options)
     colour = sys.stdout.isatty()
     print(f"vault-harness: {len(checks)} checks against {args.target}")
@@ -92,6 +118,13 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--examples", type=int, default=None, help="hypothesis examples per property check")
     run.add_argument("--seed", type=int, default=None, help="derandomize the property checks")
     run.add_argument("--timeout", type=float, default=10.0, help="HTTP timeout in seconds")
+    run.add_argument("--attestation-root", type=Path, action="append",
+                     help="PEM/DER root to pin for attestation (repeatable; default: the AWS Nitro root G1)")
+    run.add_argument("--attestation-root-from-target", action="store_true",
+                     help="INSECURE, development only: pin the root a simulated NSM publishes")
+    run.add_argument("--expected-pcrs", type=Path, action="append",
+                     help="describe-eif JSON or {\"PCR0\": hex}: an allowed PCR set (repeatable: rolling deploys)")
+    run.add_argument("--allow-debug", action="store_true", help="accept debug-mode (all-zero PCR0) documents")
     run.set_defaults(func=cmd_run)
     args = parser.parse_args(argv)
     return args.func(args)

@@ -40,8 +40,12 @@ def main() -> int:
         try:
             wait_healthy(url, server)
             print(f"reference Vault serving on {url}", flush=True)
+            # The reference's simulated NSM signs with a development root, which the harness is told
+            # to pin here (never do this against a real deployment: pin the AWS root instead).
+            dev_attestation = [] if "--attestation-root" in harness_args else [
+                "--attestation-root-from-target", *([] if "--expected-pcrs" in harness_args else ["--allow-debug"])]
             return subprocess.call([sys.executable, "-m", "harness.cli", "run", "--target", url,
-                                    "--report-dir", "reports", *harness_args])
+                                    "--report-dir", "reports", *dev_attestation, *harness_args])
         finally:
             server.terminate()
             server.wait(10)

@@ -1,6 +1,6 @@
 """Every harness check cites a section that exists in the project's spec (docs/spec/README.md).
 
-A check's ``section`` (e.g. "3.4") must be the number of a ``## N.M Title`` heading in one of
+A check's ``section`` (e.g. "3.4") must be the number of a ``## N.M Title`` (or ``### N.M.K``) heading in one of
 ``docs/spec/*.md``; a check citing a missing or renumbered section fails here, by name.
 """
 
@@ -14,7 +14,7 @@ import pytest
 from harness.suites.registry import all_checks
 
 SPEC_DIR = Path(__file__).resolve().parent.parent / "docs" / "spec"
-_HEADING = re.compile(r"^## (\d+(?:\.\d+)+) \S", re.MULTILINE)
+_HEADING = re.compile(r"^#{2,3} (\d+(?:\.\d+)+) \S", re.MULTILINE)
 _CHECK_ID = re.compile(r"`([a-z0-9-]+/[a-z0-9-]+)`")
 
 
@@ -36,7 +36,7 @@ def test_spec_has_sections():
 
 def test_heading_pattern():
     text = "## 3.4 Freshness\n## 10.1 Per-request\n# 3. Title\n### 3.4.1 Deeper\n##3.5 No space\n"
-    assert _HEADING.findall(text) == ["3.4", "10.1"]
+    assert _HEADING.findall(text) == ["3.4", "10.1", "3.4.1"]
 
 
 @pytest.mark.parametrize("check", all_checks(), ids=lambda check: check.id)

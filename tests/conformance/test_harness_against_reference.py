@@ -12,6 +12,10 @@ from tests.conftest import ROOT, ServerProcess, free_port
 pytestmark = pytest.mark.server
 
 
+# The reference runs a simulated NSM (development root, no EIF measured: all-zero PCRs).
+DEV_ATTESTATION = ("--attestation-root-from-target", "--allow-debug")
+
+
 def run_harness(target: str, tmp_path, *extra: str) -> tuple[int, dict, str]:
     report_dir = tmp_path / "report"
     completed = subprocess.run(
@@ -27,7 +31,7 @@ def verdicts(report: dict) -> dict[str, str]:
 
 
 def test_reference_passes_every_check(reference_server, tmp_path):
-    code, report, output = run_harness(reference_server.url, tmp_path, "--strict")
+    code, report, output = run_harness(reference_server.url, tmp_path, "--strict", *DEV_ATTESTATION)
     assert code == 0, output
     got = verdicts(report)
     assert set(got) == {c.id for c in all_checks()}
@@ -67,3 +71,10 @@ def test_expected_failure_list_waives_and_flags_unexpected_passes(reference_serv
 def test_unreachable_target_is_an_error_not_a_pass(tmp_path):
     code, report, output = run_harness(f"http://127.0.0.1:{free_port()}", tmp_path, "--select", "e2e/health")
     assert code == 1 and verdicts(report) == {"e2e/health": "ERROR"}, output
+
+
+def test_reference_attestation_fails_against_the_aws_root(reference_server, tmp_path):
+    code, report, output = run_harness(reference_server.url, tmp_path, "--select", "attestation/plain-document",
+                                       "--allow-debug")
+    assert code == 1 and verdicts(report) == {"attestation/plain-document": "FAILED"}, output
+    assert "chain-root-mismatch" in output

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from tests.conftest import ROOT, ServerProcess, free_port
-from tests.conformance.test_harness_against_reference import run_harness, verdicts
+from tests.conformance.test_harness_against_reference import DEV_ATTESTATION, run_harness, verdicts
 
 pytestmark = pytest.mark.server
 
@@ -43,7 +43,7 @@ def _wait_listening(port: int) -> None:
 
 def test_harness_passes_against_split_deployment(split_vault, tmp_path):
     host, _, _ = split_vault
-    code, report, output = run_harness(host.url, tmp_path, "--strict")
+    code, report, output = run_harness(host.url, tmp_path, "--strict", *DEV_ATTESTATION)
     assert code == 0, output
     assert all(v in ("OK", "INFORMATIONAL") for v in verdicts(report).values()), output
 

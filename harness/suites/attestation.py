@@ -1,0 +1,115 @@
+"""Attestation of a live target (spec §8.4.1, §8.6): verify, don't trust.
+
+Trust roots, expected PCR sets and the debug-mode policy come from the command line
+(``--attestation-root``, ``--expected-pcrs``, ``--allow-debug``); the default root is AWS's.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+from datetime import datetime, timezone
+
+from harness.attestation import AttestationError, Expectations, unsafe_decode_document, verify
+
+from ._util import expect_success, require
+from .registry import CheckFailed, Context, Level, Observation, check
+
+ATTESTATION_PATH = "/api/v1/enclave/attestation"
+# The reference's documented user_data commitment (spec §8.4.1): other Vaults may commit otherwise.
+USER_DATA_DOMAIN = b"vault-reference/attestation/v1\x00"
+
+
+def _roots(ctx: Context):
+    roots = ctx.options.get("attestation_roots")
+    return roots or None  # None: the verifier's pinned AWS Nitro root G1
+
+
+def _expectations(ctx: Context, nonce: bytes) -> Expectations:
+    return Expectations(
+        nonce=nonce,
+        public_key=ctx.client.enclave_public_key,
+        pcrs=ctx.options.get("expected_pcrs"),
+        allow_debug=ctx.options.get("allow_debug", False),
+    )
+
+
+def _verify(ctx: Context, document: bytes, nonce: bytes, what: str):
+    try:
+        return verify(document, roots=_roots(ctx), at=datetime.now(timezone.utc), expect=_expectations(ctx, nonce))
+    except AttestationError as error:
+        raise CheckFailed(f"{what}: {error.code.value}: {error}", expected=error.expected, actual=error.actual) from None
+
+
+def _fetch_plain(ctx: Context, nonce: bytes) -> bytes:
+    response = ctx.client.get(ATTESTATION_PATH, params={"nonce": nonce.hex()})
+    require(response.status_code == 200, f"GET {ATTESTATION_PATH}", expected=200, actual=response.status_code)
+    try:
+        return base64.b64decode(response.json()["attestationDocument"], validate=True)
+    except (ValueError, KeyError, TypeError) as error:
+        raise CheckFailed("no base64 attestationDocument in the answer", expected="attestationDocument",
+                          actual=response.text[:200]) from error
+
+
+@check("attestation/plain-document", section="8.6", level=Level.MUST,
+       requirement="GET /api/v1/enclave/attestation?nonce= MUST return a document that passes strict verification "
+                   "against the pinned root, echoes the nonce and attests the served public key.")
+def plain_document(ctx: Context):
+    nonce = os.urandom(32)
+    verified = _verify(ctx, _fetch_plain(ctx, nonce), nonce, "plain attestation")
+    ctx.facts["attestation"] = {
+        "moduleId": verified.module_id,
+        "rootSha256": verified.root_sha256,
+        "debugMode": verified.debug_mode,
+        "pcrs": {str(i): v.hex() for i, v in sorted(verified.pcrs.items()) if i in (0, 1, 2, 8)},
+    }
+
+
+@check("attestation/envelope-document", section="8.4.1", level=Level.MUST,
+       requirement="enclave:attest inside the envelope MUST return a document that passes strict verification, "
+                   "echoes the nonce and attests the served public key, so a proxy cannot substitute it.")
+def envelope_document(ctx: Context):
+    nonce = os.urandom(32)
+    exchange = ctx.client.call("enclave:attest", options={"nonce": nonce.hex()})
+    data = expect_success(exchange, "enclave:attest")
+    try:
+        document = base64.b64decode(data["attestationDocument"], validate=True)
+    except (ValueError, KeyError, TypeError) as error:
+        raise CheckFailed("no base64 attestationDocument", expected="attestationDocument", actual=data) from error
+    _verify(ctx, document, nonce, "attestation through the envelope")
+    ctx.facts["_envelope_attestation"] = (document, exchange.request.ephemeral_public_key)
+
+
+@check("attestation/user-data-commitment", section="8.4.1", level=Level.SHOULD,
+       requirement="user_data SHOULD be the documented commitment SHA-256(domain ‖ static key ‖ request key), "
+                   "binding the document to the request that asked for it.")
+def user_data_commitment(ctx: Context):
+    if "_envelope_attestation" not in ctx.facts:
+        envelope_document(ctx)
+    document, request_key = ctx.facts["_envelope_attestation"]
+    user_data = unsafe_decode_document(document).payload.user_data  # already verified above
+    expected = hashlib.sha256(USER_DATA_DOMAIN + ctx.client.enclave_public_key + request_key).digest()
+    require(user_data == expected, "user_data is not the documented commitment", expected=expected.hex(),
+            actual=user_data.hex() if user_data else None)
+
+
+@check("attestation/fresh-per-nonce", section="8.4.1", level=Level.MUST,
+       requirement="Each request MUST get a new document carrying its own nonce (no cached document).")
+def fresh_per_nonce(ctx: Context):
+    first, second = os.urandom(16), os.urandom(16)
+    one, two = _fetch_plain(ctx, first), _fetch_plain(ctx, second)
+    require(one != two, "the same document answered two nonces")
+    _verify(ctx, two, second, "second document")
+
+
+@check("attestation/pcrs-expected", section="8.6.7", level=Level.INFO,
+       requirement="With --expected-pcrs, the attested PCRs MUST equal one of the given sets (checked by "
+                   "attestation/plain-document); without it, the observed PCRs are reported.")
+def pcrs_expected(ctx: Context):
+    nonce = os.urandom(16)
+    verified = _verify(ctx, _fetch_plain(ctx, nonce), nonce, "attestation")
+    pcrs = {f"PCR{i}": verified.pcrs[i].hex() for i in (0, 1, 2, 8) if i in verified.pcrs}
+    if ctx.options.get("expected_pcrs"):
+        raise Observation(f"attested PCRs match an expected set: {pcrs}")
+    raise Observation(f"no expected PCRs given; the target attests {pcrs}")
