@@ -20,9 +20,10 @@ Memory: a child process runs ``measure`` and ``describe``; its peak RSS must sta
 its RSS before it starts.
 
 Exit status 0 on PASS, 1 on FAIL. Noise (small shared machines): ``--trials`` interleaved rounds,
-the order rotated each round, the best (minimum) time of each side kept.
+the order rotated each round, the best (minimum) time of each side kept for the verdict; the median
+of the per-round ratios is printed beside it to show the spread.
 
-    python bench/bench_pcr.py [--size-mib 256] [--trials 7]
+    python bench/bench_pcr.py [--size-mib 256] [--trials 11]
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import argparse
 import hashlib
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -118,7 +120,7 @@ def timed(fn, *args) -> float:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size-mib", type=int, default=256)
-    ap.add_argument("--trials", type=int, default=7)
+    ap.add_argument("--trials", type=int, default=11)
     a = ap.parse_args()
     size = a.size_mib * CHUNK_SIZE
     with tempfile.TemporaryDirectory(prefix="bench-pcr-") as tmp:
@@ -139,9 +141,11 @@ def main() -> int:
         baseline(rd)  # warm the page cache
         sides = [("sha384", baseline), ("sha384x2", baseline2), ("pcr", run_pcr), ("measure", run_measure), ("describe", lambda _p: describe())]
         best = {name: float("inf") for name, _ in sides}
+        runs: dict[str, list[float]] = {name: [] for name, _ in sides}
         for t in range(a.trials):
             for name, fn in sides[t % len(sides):] + sides[: t % len(sides)]:
-                best[name] = min(best[name], timed(fn, rd))
+                runs[name].append(timed(fn, rd))
+                best[name] = min(best[name], runs[name][-1])
         child = subprocess.run([sys.executable, "-c", _CHILD, str(rd), str(eif_path), str(ROOT)], capture_output=True, text=True, check=True)
         mem = json.loads(child.stdout)
 
@@ -155,7 +159,8 @@ def main() -> int:
         print(f"baseline {k:<15}: {tput[k]:8.1f} MiB/s")
     for k, b in against.items():
         note = "  (informational: also parsing and CRC-32)" if k == "describe" else ""
-        print(f"{k:<24}: {tput[k]:8.1f} MiB/s  ratio vs {b}: {ratio[k]:.3f}{note}")
+        per_trial = statistics.median(tb / tk for tb, tk in zip(runs[b], runs[k]))
+        print(f"{k:<24}: {tput[k]:8.1f} MiB/s  ratio vs {b}: {ratio[k]:.3f} (median per trial {per_trial:.3f}){note}")
     print(f"measure vs one sha384 pass (2 passes needed): {tput['measure'] / tput['sha384']:.3f}")
     print(f"peak memory above the child's start: {extra:.1f} MiB RSS (limit {MEMORY_LIMIT_MIB} MiB); "
           f"Python allocations peak {mem['python_peak_mib']:.1f} MiB")
