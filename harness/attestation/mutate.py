@@ -526,6 +526,17 @@ def certificate_mutants(b: Base) -> list[Mutant]:
     for i, name in enumerate(names):
         add_chain(f"extension/{name}-unknown-critical", chain(i, unknown_critical=True), E.CERT_UNKNOWN_CRITICAL)
         add_chain(f"extension/{name}-unknown-non-critical", chain(i, unknown_non_critical=True), None)
+    # critical extensions that parse but whose rules the verifier does not enforce
+    from cryptography import x509 as _x509
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    eku = _x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH])
+    san = _x509.SubjectAlternativeName([_x509.DNSName("enclave.test")])
+    nc = _x509.NameConstraints(permitted_subtrees=[_x509.DNSName("test")], excluded_subtrees=None)
+    add_chain("extension/leaf-critical-eku", chain(4, extra=((eku, True),)), E.CERT_UNKNOWN_CRITICAL)
+    add_chain("extension/leaf-critical-san", chain(4, extra=((san, True),)), E.CERT_UNKNOWN_CRITICAL)
+    add_chain("extension/instance-critical-name-constraints", chain(3, extra=((nc, True),)), E.CERT_UNKNOWN_CRITICAL)
+    add_chain("extension/leaf-non-critical-eku", chain(4, extra=((eku, False),)), None)
     # algorithms, keys, versions, names, signers at every level below the root
     for i, name in enumerate(names):
         kinds = ["p384"] * 5

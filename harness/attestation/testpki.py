@@ -63,6 +63,7 @@ class CertSpec:
     version1: bool = False
     unknown_critical: bool = False  # an extension no verifier knows, marked critical
     unknown_non_critical: bool = False
+    extra: tuple[tuple[Any, bool], ...] = ()  # further (extension value, critical) pairs
 
 
 _KU_FIELDS = (
@@ -104,6 +105,8 @@ def make_cert(spec: CertSpec, key, issuer_name: x509.Name, issuer_key, *, issuer
     for flag, critical in ((spec.unknown_critical, True), (spec.unknown_non_critical, False)):
         if flag:
             b = b.add_extension(x509.UnrecognizedExtension(UNKNOWN_EXTENSION_OID, b"\x05\x00"), critical)
+    for value, critical in spec.extra:
+        b = b.add_extension(value, critical)
     hash_alg = spec.hash_alg or hashes.SHA384()
     cert = b.sign(issuer_key, hash_alg)
     if spec.version1:

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.hazmat.primitives.serialization import Encoding
-from cryptography.x509.oid import SignatureAlgorithmOID
+from cryptography.x509.oid import ExtensionOID, SignatureAlgorithmOID
 from cryptography.x509.verification import ExtensionPolicy, PolicyBuilder, Store, VerificationError
 
 from .codec import AttestationPayload, sig_structure, unsafe_decode_cose_sign1, unsafe_decode_payload
@@ -30,6 +30,8 @@ from .roots import aws_nitro_root_g1, load_root
 
 _ES384 = ec.ECDSA(hashes.SHA384())
 _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
+#: The only extensions whose rules the verifier enforces (8.6.5); any other critical one is refused.
+_PROCESSED = (ExtensionOID.BASIC_CONSTRAINTS, ExtensionOID.KEY_USAGE)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -83,14 +85,54 @@ class _Cert:
     version: x509.Version
     sig_oid: x509.ObjectIdentifier
     key: Any
-    issuer: x509.Name
-    subject: x509.Name
+    issuer_der: bytes
+    subject_der: bytes
     not_before: _dt.datetime
     not_after: _dt.datetime
     basic: x509.Extension | None
     key_usage: x509.KeyUsage | None
     unknown_critical: tuple[str, ...]
     name: str
+
+
+def _der_item(buf: bytes, pos: int) -> tuple[int, int, int]:
+    """(tag, start of content, end) of the DER item at ``pos``."""
+    tag, first = buf[pos], buf[pos + 1]
+    pos += 2
+    if first < 0x80:
+        return tag, pos, pos + first
+    n = first & 0x7F
+    length = int.from_bytes(buf[pos : pos + n], "big")
+    return tag, pos + n, pos + n + length
+
+
+def _tbs_names(tbs: bytes) -> tuple[bytes, bytes]:
+    """The issuer and subject Names of a TBSCertificate, as DER bytes.
+
+    cryptography only offers names as parsed ``Name`` objects, which costs more than the rest
+    of the certificate checks together; issuer chaining (8.6.5) compares the encodings instead,
+    the exact-match case of RFC 5280 7.1. The input already parsed as a certificate, so it is
+    well-formed DER."""
+    _, pos, _ = _der_item(tbs, 0)  # TBSCertificate SEQUENCE
+    fields = []
+    while len(fields) < 5:
+        tag, start, end = _der_item(tbs, pos)
+        if not (tag == 0xA0 and not fields):  # skip the optional [0] version
+            fields.append(tbs[pos:end])
+        pos = end
+    _serial, _alg, issuer, _validity, subject = fields
+    return issuer, subject
+
+
+def _show_name(der: bytes) -> str:
+    """A name for an error message. Names are compared as DER and never interpreted (8.6.5), so
+    one may not parse: then its hex is shown."""
+    try:
+        from asn1crypto.x509 import Name
+
+        return Name.load(der).human_friendly
+    except Exception:  # noqa: BLE001 - display only
+        return der.hex()
 
 
 def _parse_cert(der: bytes, name: str, obj: x509.Certificate | None = None) -> _Cert:
@@ -100,6 +142,7 @@ def _parse_cert(der: bytes, name: str, obj: x509.Certificate | None = None) -> _
     # them means the same thing: the certificate does not parse.
     try:
         cert = obj if obj is not None else x509.load_der_x509_certificate(der)
+        issuer_der, subject_der = _tbs_names(cert.tbs_certificate_bytes)
         exts = cert.extensions
         try:
             basic = exts.get_extension_for_class(x509.BasicConstraints)
@@ -115,15 +158,13 @@ def _parse_cert(der: bytes, name: str, obj: x509.Certificate | None = None) -> _
             version=cert.version,
             sig_oid=cert.signature_algorithm_oid,
             key=cert.public_key(),
-            issuer=cert.issuer,
-            subject=cert.subject,
+            issuer_der=issuer_der,
+            subject_der=subject_der,
             not_before=cert.not_valid_before_utc,
             not_after=cert.not_valid_after_utc,
             basic=basic,
             key_usage=ku,
-            unknown_critical=tuple(
-                e.oid.dotted_string for e in exts if e.critical and isinstance(e.value, x509.UnrecognizedExtension)
-            ),
+            unknown_critical=tuple(e.oid.dotted_string for e in exts if e.critical and e.oid not in _PROCESSED),
             name=name,
         )
     except Exception as exc:
@@ -165,9 +206,9 @@ def _check_cert(c: _Cert, at: _dt.datetime, *, is_ca: bool, cas_below: int) -> N
         if c.key_usage is None or not c.key_usage.digital_signature:
             _fail(ErrorCode.CERT_LEAF_KEY_USAGE, f"{c.name} lacks keyUsage digitalSignature",
                   expected="digitalSignature", actual=None if c.key_usage is None else str(c.key_usage))
-    if c.unknown_critical:  # RFC 5280 4.2: a critical extension we cannot process is fatal
-        _fail(ErrorCode.CERT_UNKNOWN_CRITICAL, f"{c.name} has an unknown critical extension", expected=[],
-              actual=list(c.unknown_critical))
+    if c.unknown_critical:  # RFC 5280 4.2: a critical extension the verifier does not process is fatal
+        _fail(ErrorCode.CERT_UNKNOWN_CRITICAL, f"{c.name} has a critical extension this verifier does not process",
+              expected=[o.dotted_string for o in _PROCESSED], actual=list(c.unknown_critical))
 
 
 def _root_table(roots: Sequence[bytes | x509.Certificate] | None) -> dict[bytes, x509.Certificate]:
@@ -177,8 +218,9 @@ def _root_table(roots: Sequence[bytes | x509.Certificate] | None) -> dict[bytes,
     return {c.public_bytes(Encoding.DER): c for c in certs}
 
 
-def _verify_chain(p: AttestationPayload, roots: dict[bytes, x509.Certificate], at: _dt.datetime) -> list[_Cert]:
-    """Checks 8.6.4 and 8.6.5: root pinning, per-certificate rules, path validation."""
+def _verify_chain(p: AttestationPayload, roots: dict[bytes, x509.Certificate], at: _dt.datetime, *,
+                  path_validation: bool) -> list[_Cert]:
+    """Checks 8.6.4 and 8.6.5: root pinning, per-certificate rules, signatures, optional RFC 5280."""
     root_der = p.cabundle[0]
     if root_der not in roots:
         _fail(ErrorCode.CHAIN_ROOT_MISMATCH, "cabundle[0] is not a pinned root",
@@ -195,29 +237,30 @@ def _verify_chain(p: AttestationPayload, roots: dict[bytes, x509.Certificate], a
     chain.append(_parse_cert(p.certificate, "certificate"))
     n = len(chain)
     for i, c in enumerate(chain):  # root first: each certificate's issuer is the one above it
-        if i > 0 and c.issuer != chain[i - 1].subject:
+        if i > 0 and c.issuer_der != chain[i - 1].subject_der:
             _fail(ErrorCode.CERT_ISSUER_MISMATCH, f"{c.name} issuer is not {chain[i - 1].name}'s subject",
-                  expected=chain[i - 1].subject.rfc4514_string(), actual=c.issuer.rfc4514_string())
+                  expected=_show_name(chain[i - 1].subject_der), actual=_show_name(c.issuer_der))
         _check_cert(c, at, is_ca=i < n - 1, cas_below=max(0, n - 2 - i))
-    # Signatures and the remaining RFC 5280 rules: cryptography's path validation (one ECDSA
-    # verification per link). Only when it refuses do we re-check the links to name the cause.
-    verifier = (
-        PolicyBuilder()
-        .store(Store([chain[0].obj]))
-        .time(at)
-        .extension_policies(ca_policy=ExtensionPolicy.webpki_defaults_ca(), ee_policy=ExtensionPolicy.permit_all())
-        .build_client_verifier()
-    )
-    try:
-        verifier.verify(chain[-1].obj, [c.obj for c in chain[1:-1]])
-    except VerificationError as exc:
-        for parent, child in zip(chain, chain[1:]):
-            try:
-                parent.key.verify(child.obj.signature, child.obj.tbs_certificate_bytes, _ES384)
-            except InvalidSignature:
-                _fail(ErrorCode.CERT_SIGNATURE, f"{child.name} is not signed by {parent.name}", expected="valid",
-                      actual="invalid signature")
-        _fail(ErrorCode.CHAIN_PATH_VALIDATION, "path validation refused the chain", actual=str(exc))
+    for parent, child in zip(chain, chain[1:]):  # one ECDSA verification per link
+        try:
+            parent.key.verify(child.obj.signature, child.obj.tbs_certificate_bytes, _ES384)
+        except InvalidSignature:
+            _fail(ErrorCode.CERT_SIGNATURE, f"{child.name} is not signed by {parent.name}", expected="valid",
+                  actual="invalid signature")
+    if path_validation:
+        # Optional second opinion: pyca/cryptography's RFC 5280 path validation (Web PKI CA profile,
+        # permissive leaf profile, which accepts AWS's chain). It repeats the four verifications.
+        verifier = (
+            PolicyBuilder()
+            .store(Store([chain[0].obj]))
+            .time(at)
+            .extension_policies(ca_policy=ExtensionPolicy.webpki_defaults_ca(), ee_policy=ExtensionPolicy.permit_all())
+            .build_client_verifier()
+        )
+        try:
+            verifier.verify(chain[-1].obj, [c.obj for c in chain[1:-1]])
+        except VerificationError as exc:
+            _fail(ErrorCode.CHAIN_PATH_VALIDATION, "RFC 5280 path validation refused the chain", actual=str(exc))
     return chain
 
 
@@ -261,18 +304,21 @@ def verify(
     roots: Sequence[bytes | x509.Certificate] | None = None,
     at: _dt.datetime,
     expect: Expectations = Expectations(),
+    path_validation: bool = False,
 ) -> VerifiedDocument:
     """Verify an attestation document; raise :class:`AttestationError` on the first failed check.
 
     ``roots``: pinned trust roots (PEM/DER bytes or certificates); default the AWS Nitro root G1.
     ``at``: the verification time (timezone-aware), used for certificate validity and freshness.
+    ``path_validation``: also run pyca/cryptography's RFC 5280 path validation after the named
+    chain checks (a second opinion that doubles the chain's signature work).
     """
     if not isinstance(at, _dt.datetime) or at.tzinfo is None:
         raise TypeError("'at' must be a timezone-aware datetime")
     table = _root_table(roots)
     cose = unsafe_decode_cose_sign1(document)  # 8.6.1, 8.6.2
     payload, _ = unsafe_decode_payload(cose.payload)  # 8.6.3
-    chain = _verify_chain(payload, table, at)  # 8.6.4, 8.6.5
+    chain = _verify_chain(payload, table, at, path_validation=path_validation)  # 8.6.4, 8.6.5
     r, s = int.from_bytes(cose.signature[:48], "big"), int.from_bytes(cose.signature[48:], "big")
     try:  # 8.6.6: over the protected and payload bytes exactly as received
         chain[-1].key.verify(encode_dss_signature(r, s), sig_structure(cose.protected, cose.payload), _ES384)

@@ -46,6 +46,21 @@ def test_every_named_check_is_aimed_at_by_some_mutant(outcomes):
     assert set(ErrorCode) - aimed == {ErrorCode.CHAIN_PATH_VALIDATION}
 
 
+def test_rfc5280_path_validation_agrees_on_every_certificate_mutant(outcomes):
+    from harness.attestation import AttestationError, verify
+
+    for o in outcomes:
+        m = o.mutant
+        if m.layer != "certificates":
+            continue
+        try:
+            verify(m.document, roots=list(m.roots), at=m.at, expect=m.expect, path_validation=True)
+        except AttestationError as err:
+            assert err.code is m.expected, m.id
+        else:
+            assert m.expected is None, m.id
+
+
 def test_valid_mutants_exist_at_every_boundary(outcomes):
     valid = {o.mutant.id for o in outcomes if o.mutant.expected is None}
     for needed in ("envelope/signature/high-s", "envelope/tag/18-one-byte", "envelope/payload-size/16384",

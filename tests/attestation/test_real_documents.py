@@ -69,6 +69,11 @@ def test_verifies_with_full_policy_at_its_timestamp(real_doc):
     assert len(v.chain) == 5
 
 
+def test_rfc5280_path_validation_agrees(real_doc):
+    v = verify(real_doc.data, at=real_doc.at, expect=_expect_for(real_doc), path_validation=True)
+    assert v.root_sha256 == AWS_NITRO_ROOT_G1_SHA256
+
+
 def test_verifies_at_both_ends_of_its_window(real_doc):
     start, end = real_doc.window()
     verify(real_doc.data, at=start, expect=NO_FRESHNESS)
