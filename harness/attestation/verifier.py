@@ -22,7 +22,6 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtensionOID, SignatureAlgorithmOID
-from cryptography.x509.verification import ExtensionPolicy, PolicyBuilder, Store, VerificationError
 
 from .codec import AttestationPayload, sig_structure, unsafe_decode_cose_sign1, unsafe_decode_payload
 from .errors import AttestationError, ErrorCode
@@ -250,6 +249,9 @@ def _verify_chain(p: AttestationPayload, roots: dict[bytes, x509.Certificate], a
     if path_validation:
         # Optional second opinion: pyca/cryptography's RFC 5280 path validation (Web PKI CA profile,
         # permissive leaf profile, which accepts AWS's chain). It repeats the four verifications.
+        # Needs cryptography >= 45 (ExtensionPolicy), hence imported only here.
+        from cryptography.x509.verification import ExtensionPolicy, PolicyBuilder, Store, VerificationError
+
         verifier = (
             PolicyBuilder()
             .store(Store([chain[0].obj]))
