@@ -13,12 +13,11 @@ counted in raw primitive calls (spec §2), nothing else:
 
 How the noise is handled (the machines are small and shared): batches are timed by default
 with this thread's CPU clock (``time.thread_time``, CLOCK_THREAD_CPUTIME_ID, ns resolution), so
-time spent descheduled while other processes use the core is not counted (``--wall`` switches
-to ``time.perf_counter``); every quantity is timed in ``trials`` short batches, the batches of the floor and of the thing compared with it are
-interleaved (so a slow phase of the machine hits both), garbage collection is off while
-timing, and the *minimum* per-call time over the batches is kept: noise only ever adds
-time, so the best batch is the best estimate of the intrinsic cost (the same rule as
-``timeit``). The median is printed next to it so a reader can see the spread.
+time spent descheduled while other processes use the core is not counted (``use_clock("wall")``
+switches to ``time.perf_counter``); every quantity is timed in ``trials`` short batches, the
+batches of the things compared taking turns (so a slow phase of the machine hits all of them),
+with garbage collection off while timing. Each benchmark says which statistic it judges
+(paired median ratio, best-of-N, median) and prints the others beside it.
 """
 
 from __future__ import annotations

@@ -18,9 +18,17 @@ Floor: ``1 / (t_health + t_crypto)`` requests/s. Target: ping >= 80% of the floo
 Exit 0 on PASS, 1 on FAIL, 2 when it cannot run (no wrk/taskset, fewer than 2 CPUs).
 
 Noise: ``--trials`` runs of ``--duration`` s for each of health and ping, alternating
-(after one warm-up run of each); the verdict uses the best run of each (noise only ever
-lowers a throughput), and prints the median beside it. t_crypto is the best batch of the
-floor timed before and after the load runs.
+(after one warm-up run of each). Wall clock: the best run of each kind (noise only ever
+lowers a throughput), median printed beside it. t_crypto: the median of CPU-clock batches
+of the floor, timed before and after the load runs.
+
+Saturation: wrk's req/s measures the server worker only while the worker is the bottleneck.
+On a shared 2-core machine, other processes on wrk's core starve wrk, and the server then
+idles between requests. So the benchmark also reads the server's CPU time (schedstat) around
+every run and reports CPU time per request and how busy the server was. ``--verdict auto``
+(default) judges wrk's req/s when the server was >= 90% busy in the best runs, else the same
+ratio computed from CPU time per request (the req/s a saturated worker would do):
+``(t_health_cpu + t_crypto) / t_ping_cpu``. ``--verdict wall`` / ``cpu`` force one.
 
 Correctness: every wrk response is checked by the Lua script (status 200 and an envelope
 body for ping); any other answer, or any socket error, fails the benchmark. Before the
@@ -50,6 +58,7 @@ from pathlib import Path
 import _common as common
 
 TARGET = 0.80
+SATURATED = 0.90  # server busy fraction above which wrk's req/s measures the worker itself
 HERE = Path(__file__).resolve().parent
 LUA = HERE / "wrk_cycle.lua"
 
@@ -170,8 +179,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--crypto-trials", type=int, default=9)
     parser.add_argument("--http", help="passed to the server: auto, h11 or httptools")
     parser.add_argument("--loop", help="passed to the server: auto, asyncio or uvloop")
-    parser.add_argument("--verdict", choices=["wall", "cpu"], default="wall",
-                        help="judge wrk's req/s (default) or the server's CPU time per request")
+    parser.add_argument("--verdict", choices=["auto", "wall", "cpu"], default="auto",
+                        help="judge wrk's req/s (wall), the server's CPU time per request (cpu), or "
+                             "wall when the server was saturated in the best runs, else cpu (auto, default)")
     parser.add_argument("--target", type=float, default=TARGET, help=f"min fraction of the floor (default {TARGET})")
     args = parser.parse_args(argv)
 
@@ -237,50 +247,57 @@ def main(argv: list[str] | None = None) -> int:
 
     bad = [f"{name} run {i}: {', '.join(problems(r))}" for name in runs for i, r in enumerate(runs[name])
            if problems(r)]
-    t_crypto = common.best(crypto_samples)
-    # Wall clock (the stated metric): best run of each kind.
-    health = [r["rps"] for r in runs["health"]]
-    ping = [r["rps"] for r in runs["ping"]]
-    t_health = 1 / max(health)
+    # t_crypto: median of CPU-clock batches (the CPU clock already leaves out other processes'
+    # turns; the median also drops the odd fast batch, e.g. a frequency boost).
+    t_crypto = common.median(crypto_samples)
+    # Wall clock (the stated metric): the best run of each kind, since noise only lowers a rate.
+    best_health = max(runs["health"], key=lambda r: r["rps"])
+    best_ping = max(runs["ping"], key=lambda r: r["rps"])
+    t_health = 1 / best_health["rps"]
     floor_rps = 1 / (t_health + t_crypto)
-    ratio = max(ping) / floor_rps
-    # Server CPU per request (cross-check, immune to other processes taking turns on the core).
-    health_cpu = min(r["cpu_per_request"] for r in runs["health"])
-    ping_cpu = min(r["cpu_per_request"] for r in runs["ping"])
-    cpu_ratio = (health_cpu + t_crypto) / ping_cpu
+    wall_ratio = best_ping["rps"] / floor_rps
+    # Server CPU per request, median of the runs: the worker's own cost whatever else ran.
+    health_cpu = common.median([r["cpu_per_request"] for r in runs["health"]])
+    ping_cpu = common.median([r["cpu_per_request"] for r in runs["ping"]])
+    cpu_floor_rps = 1 / (health_cpu + t_crypto)
+    cpu_ratio = (1 / ping_cpu) / cpu_floor_rps
+    saturated = min(best_health["utilisation"], best_ping["utilisation"]) >= SATURATED
 
     auto_http = "httptools" if importlib.util.find_spec("httptools") else "h11"
     auto_loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
-    stack = f"--http {args.http or 'auto'} ({args.http or auto_http}), --loop {args.loop or 'auto'} ({args.loop or auto_loop})"
+    stack = (f"--http {args.http or 'auto'} ({args.http or auto_http}), "
+             f"--loop {args.loop or 'auto'} ({args.loop or auto_loop})")
     print(f"bench_ping: 1 server worker on CPU {args.server_cpu} ({stack}), wrk -t1 -c{args.connections} on CPU "
-          f"{args.load_cpu}; {args.trials} x {args.duration:g}s runs of each, best (median)")
-    print(f"  ping request {args.size} B plaintext, {len(sealed[0][2])} B envelope, "
-          f"{args.bodies} distinct envelopes cycled; t_crypto = {common.us(t_crypto).strip()} "
-          f"(median {common.us(common.median(crypto_samples)).strip()})")
-    print("                      req/s (median)    s/req     server CPU/req  server busy")
-    for name, rps in (("GET /health", health), ("encrypted ping", ping)):
-        cpu = [r["cpu_per_request"] for r in runs["health" if name.startswith("GET") else "ping"]]
-        busy = [r["utilisation"] for r in runs["health" if name.startswith("GET") else "ping"]]
-        print(f"  {name:16s} {max(rps):9.0f} ({common.median(rps):6.0f})  {common.us(1 / max(rps))}  "
-              f"{common.us(min(cpu))}      {max(busy):4.0%}")
-    print(f"  floor 1/(t_health + t_crypto) {floor_rps:6.0f} req/s; ping is "
-          f"{common.us(1 / max(ping) - t_health - t_crypto).strip()} per request above it")
+          f"{args.load_cpu}; {args.trials} x {args.duration:g}s runs of each")
+    print(f"  ping request {args.size} B plaintext, {len(sealed[0][2])} B envelope, {args.bodies} distinct "
+          f"envelopes cycled; t_crypto = {common.us(t_crypto).strip()} (median of {len(crypto_samples)} batches)")
+    print("                     wall clock: best req/s (median)  s/req    |  server CPU/req (median)  busy")
+    for name, label in (("health", "GET /health"), ("ping", "encrypted ping")):
+        rps = [r["rps"] for r in runs[name]]
+        cpu = [r["cpu_per_request"] for r in runs[name]]
+        best_run = max(runs[name], key=lambda r: r["rps"])
+        print(f"  {label:16s} {max(rps):19.0f} ({common.median(rps):6.0f}) {common.us(1 / max(rps))}  |  "
+              f"{common.us(common.median(cpu))}               {best_run['utilisation']:4.0%}")
+    print(f"  floor 1/(t_health + t_crypto)    {floor_rps:8.0f}                        |  {cpu_floor_rps:8.0f} req/s")
+    print(f"  ping / floor                     {wall_ratio:8.3f}                        |  {cpu_ratio:8.3f}")
+    print(f"  ping above its floor per request {common.us(1 / best_ping['rps'] - t_health - t_crypto)}"
+          f"                     |  {common.us(ping_cpu - health_cpu - t_crypto)}")
     for name in runs:
         r = runs[name][-1]
         print(f"  {name:6s} last run: {r['responses']} responses checked, p50 {r['p50_us']} us, p99 {r['p99_us']} us")
-    print(f"  ratio ping / floor: {ratio:.3f} req/s (median runs {common.median(ping) / floor_rps:.3f}); "
-          f"by server CPU per request {cpu_ratio:.3f}")
-    busy = min(max(r["utilisation"] for r in runs[name]) for name in runs)
-    if busy < 0.9:
-        print(f"  note: the server was at most {busy:.0%} busy in its best run of one kind: the load generator "
-              "or other processes on the machine limited the wall-clock rates, so the req/s ratio is "
-              "unreliable here; the CPU-per-request ratio does not depend on it (--verdict cpu)")
     if bad:
         print("FAIL: some answers were not 200 encrypted replies: " + "; ".join(bad))
         return 1
-    measured = ratio if args.verdict == "wall" else cpu_ratio
+    verdict = args.verdict
+    if verdict == "auto":
+        verdict = "wall" if saturated else "cpu"
+        if not saturated:
+            print(f"  note: the server was not saturated (<{SATURATED:.0%} busy) in a best run: the load generator "
+                  "or other processes limited the wall-clock rates, which then do not measure the worker; "
+                  "judging by server CPU per request instead (a saturated worker's req/s)")
+    measured = wall_ratio if verdict == "wall" else cpu_ratio
     ok = measured >= args.target
-    print(f"{common.verdict(ok)}: encrypted ping = {measured:.0%} of floor ({args.verdict}), target >= {args.target:.0%}")
+    print(f"{common.verdict(ok)}: encrypted ping = {measured:.0%} of its floor ({verdict}), target >= {args.target:.0%}")
     return 0 if ok else 1
 
 
