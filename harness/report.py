@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import platform
 import xml.etree.ElementTree as ET
 from datetime import datetime, timezone

@@ -68,3 +68,17 @@ def request_bytes(operation: str, options=None, auth=None) -> bytes:
     if options is not None:
         request["options"] = options
     return json.dumps(request).encode()
+
+
+def expect_unencrypted_error(ctx, body: bytes, what: str) -> tuple[int, dict]:
+    """POST raw bytes; the answer must be a 4xx unencrypted error and nothing else (spec §4.1, §4.4)."""
+    response = ctx.client.post_raw(body)
+    require(400 <= response.status_code < 500, f"{what}: expected a 4xx", expected="4xx", actual=response.status_code)
+    try:
+        answer = response.json()
+    except ValueError:
+        raise CheckFailed(f"{what}: answer is not JSON", expected="JSON error", actual=response.text[:120]) from None
+    error = answer.get("error") if isinstance(answer, dict) else None
+    require(isinstance(error, dict) and "ciphertext" not in answer, f"{what}: expected an unencrypted error and nothing else",
+            expected='{"error": {...}}', actual=str(answer)[:200])
+    return response.status_code, error

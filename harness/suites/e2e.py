@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from harness.protocol import envelope
 from harness.protocol.client import ProtocolViolation
 
-from ._util import expect_success, request_bytes, require
+from ._util import expect_success, expect_unencrypted_error, request_bytes, require
 from .registry import CheckFailed, Context, Level, Observation, check
 
 FRESHNESS_SAMPLES = 200
@@ -165,17 +165,6 @@ def _try_open_request(sealed, client_secret, server_public):
         return None
 
 
-def _assert_rejected_unencrypted(ctx: Context, body: bytes, what: str):
-    response = ctx.client.post_raw(body)
-    require(400 <= response.status_code < 500, f"{what}: expected a 4xx", expected="4xx", actual=response.status_code)
-    try:
-        answer = response.json()
-    except ValueError:
-        raise CheckFailed(f"{what}: answer is not JSON", expected="JSON error", actual=response.text[:120]) from None
-    require(isinstance(answer, dict) and "ciphertext" not in answer and isinstance(answer.get("error"), dict),
-            f"{what}: expected an unencrypted error and nothing else", expected='{"error": {...}}', actual=str(answer)[:200])
-
-
 def _flip(data: bytes, bit: int) -> bytes:
     out = bytearray(data)
     out[bit // 8] ^= 1 << (bit % 8)
@@ -188,7 +177,7 @@ def tampered_ciphertext(ctx: Context):
     secret, sealed = ctx.client.seal(request_bytes("ping", {"message": "x"}))
     for bit in (0, 7, len(sealed.ciphertext) * 8 - 1):
         bad = envelope.Envelope(sealed.ephemeral_public_key, sealed.nonce, _flip(sealed.ciphertext, bit))
-        _assert_rejected_unencrypted(ctx, bad.to_bytes(), f"ciphertext bit {bit} flipped")
+        expect_unencrypted_error(ctx, bad.to_bytes(), f"ciphertext bit {bit} flipped")
 
 
 @check("e2e/tampered-nonce", section="3.5", level=Level.MUST,
@@ -197,7 +186,7 @@ def tampered_nonce(ctx: Context):
     secret, sealed = ctx.client.seal(request_bytes("ping", {"message": "x"}))
     for bit in (0, 95, 191):
         bad = envelope.Envelope(sealed.ephemeral_public_key, _flip(sealed.nonce, bit), sealed.ciphertext)
-        _assert_rejected_unencrypted(ctx, bad.to_bytes(), f"nonce bit {bit} flipped")
+        expect_unencrypted_error(ctx, bad.to_bytes(), f"nonce bit {bit} flipped")
 
 
 @check("e2e/tampered-key", section="3.5", level=Level.MUST,
@@ -207,7 +196,7 @@ def tampered_key(ctx: Context):
     secret, sealed = ctx.client.seal(request_bytes("ping", {"message": "x"}))
     for bit in (0, 100, 254):
         bad = envelope.Envelope(_flip(sealed.ephemeral_public_key, bit), sealed.nonce, sealed.ciphertext)
-        _assert_rejected_unencrypted(ctx, bad.to_bytes(), f"key bit {bit} flipped")
+        expect_unencrypted_error(ctx, bad.to_bytes(), f"key bit {bit} flipped")
 
 
 @check("e2e/bit-flip-rejected", section="3.5", level=Level.MUST,
@@ -222,7 +211,7 @@ def bit_flip_rejected(ctx: Context):
         name, bit = target
         parts = sealed.to_json()
         parts[name] = _flip(bytes.fromhex(parts[name]), bit).hex()
-        _assert_rejected_unencrypted(ctx, json.dumps(parts).encode(), f"{name} bit {bit} flipped")
+        expect_unencrypted_error(ctx, json.dumps(parts).encode(), f"{name} bit {bit} flipped")
 
     prop()
 

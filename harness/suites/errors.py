@@ -7,8 +7,8 @@ import json
 import vectors
 from harness.protocol import envelope
 
-from ._util import expect_encrypted_error, expect_success, request_bytes, require
-from .registry import CheckFailed, Context, Level, check
+from ._util import expect_encrypted_error, expect_success, expect_unencrypted_error, request_bytes, require
+from .registry import Context, Level, check
 
 # Target-independent bad bodies come from the shared vector file (vectors/envelope_invalid.json):
 # stages "body" and "fields" are refused before any key is used, and so are low-order keys.
@@ -42,19 +42,6 @@ def _load_cases() -> tuple[list[tuple[str, bytes, str]], list[tuple[str, bytes]]
 MALFORMED, ACCEPTABLE, LOW_ORDER_POINTS = _load_cases()
 
 
-def _post(ctx: Context, body: bytes, what: str):
-    response = ctx.client.post_raw(body)
-    require(400 <= response.status_code < 500, f"{what}: expected a 4xx", expected="4xx", actual=response.status_code)
-    try:
-        answer = response.json()
-    except ValueError:
-        raise CheckFailed(f"{what}: answer is not JSON", expected="JSON", actual=response.text[:120]) from None
-    error = answer.get("error") if isinstance(answer, dict) else None
-    require(isinstance(error, dict) and "ciphertext" not in answer, f"{what}: not an unencrypted error",
-            expected='{"error": {...}}', actual=str(answer)[:200])
-    return response.status_code, error
-
-
 def _huge_body(sealed) -> bytes:
     return envelope.Envelope(sealed.ephemeral_public_key, sealed.nonce, bytes(2 << 20)).to_bytes()
 
@@ -72,7 +59,7 @@ def acceptable_bodies(ctx: Context):
        requirement="Malformed envelopes (not JSON, wrong types, bad hex, wrong lengths) MUST get a 4xx, never a 5xx.")
 def malformed_rejected(ctx: Context):
     for name, body, _ in MALFORMED:
-        _post(ctx, body, name)
+        expect_unencrypted_error(ctx, body, name)
 
 
 @check("errors/unencrypted-shape", section="4.1", level=Level.MUST,
@@ -80,7 +67,7 @@ def malformed_rejected(ctx: Context):
                    "with status equal to the HTTP status.")
 def unencrypted_shape(ctx: Context):
     for name, body, _ in MALFORMED:
-        status, error = _post(ctx, body, name)
+        status, error = expect_unencrypted_error(ctx, body, name)
         require(isinstance(error.get("message"), str) and isinstance(error.get("type"), str),
                 f"{name}: message and type must be strings", expected="str, str", actual=error)
         require(error.get("status") == status, f"{name}: status field differs from HTTP status",
@@ -92,7 +79,7 @@ def unencrypted_shape(ctx: Context):
 def type_codes(ctx: Context):
     wrong = []
     for name, body, expected in MALFORMED:
-        _, error = _post(ctx, body, name)
+        _, error = expect_unencrypted_error(ctx, body, name)
         if error.get("type") != expected:
             wrong.append((name, expected, error.get("type")))
     require(not wrong, "type codes differ from table 1", expected=[(n, e) for n, e, _ in wrong],
@@ -105,14 +92,14 @@ def low_order_key(ctx: Context):
     secret, sealed = ctx.client.seal(b'{"operation":"ping"}')
     for point in LOW_ORDER_POINTS:
         forged = envelope.Envelope(bytes.fromhex(point), sealed.nonce, sealed.ciphertext)
-        _post(ctx, forged.to_bytes(), f"low-order key {point}")
+        expect_unencrypted_error(ctx, forged.to_bytes(), f"low-order key {point}")
 
 
 @check("errors/huge-body", section="3.5", level=Level.MUST,
        requirement="A body over the size limit (1 MiB) MUST be refused with a 4xx (413 SHOULD) without harm.")
 def huge_body(ctx: Context):
     secret, sealed = ctx.client.seal(b"{}")
-    status, _ = _post(ctx, _huge_body(sealed), "2 MiB ciphertext")
+    status, _ = expect_unencrypted_error(ctx, _huge_body(sealed), "2 MiB ciphertext")
     ctx.facts["huge_body_status"] = status
 
 
@@ -140,13 +127,13 @@ def survives_bad_input(ctx: Context):
     account = expect_success(ctx.client.call("serviceAccount:create", options={"metadata": {"probe": "survive"}}),
                              "serviceAccount:create")
     for name, body, _ in MALFORMED * 2:
-        _post(ctx, body, name)
+        expect_unencrypted_error(ctx, body, name)
     secret, sealed = ctx.client.seal(b"{}")
     for point in LOW_ORDER_POINTS:
-        _post(ctx, envelope.Envelope(bytes.fromhex(point), sealed.nonce, sealed.ciphertext).to_bytes(), "low-order key")
-    _post(ctx, _huge_body(sealed), "huge body")
+        expect_unencrypted_error(ctx, envelope.Envelope(bytes.fromhex(point), sealed.nonce, sealed.ciphertext).to_bytes(), "low-order key")
+    expect_unencrypted_error(ctx, _huge_body(sealed), "huge body")
     garbage = envelope.Envelope(sealed.ephemeral_public_key, sealed.nonce, bytes(len(sealed.ciphertext)))
-    _post(ctx, garbage.to_bytes(), "forged ciphertext")
+    expect_unencrypted_error(ctx, garbage.to_bytes(), "forged ciphertext")
     data = expect_success(ctx.client.call("serviceAccount:get", auth={"adminKey": account["adminKey"]}),
                           "serviceAccount:get after bad input")
     require(data.get("id") == account["id"] and data.get("metadata") == {"probe": "survive"},
