@@ -33,6 +33,9 @@ class MasterKeyMismatch(VaultError):
     """The master key cannot open this database's records."""
 
 
+_COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))  # built once: json.dumps with options builds one per call
+
+
 def utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -174,4 +177,4 @@ class Enclave:
         except Exception:  # a bug: log it inside the enclave, tell the client nothing more
             self._log.exception("operation failed")
             result = OperationError(OperationCode.INTERNAL_SERVER_ERROR, "internal error").to_json()
-        return json.dumps(result, separators=(",", ":")).encode()
+        return _COMPACT_JSON.encode(result).encode()
