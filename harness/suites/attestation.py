@@ -1,4 +1,4 @@
-"""Attestation of a live target (spec §8.4.1, §8.6): verify, don't trust.
+"""Attestation of a live target (spec §8.4.1, §8.6, §8.9): verify, don't trust.
 
 Trust roots, expected PCR sets and the debug-mode policy come from the command line
 (``--attestation-root``, ``--expected-pcrs``, ``--allow-debug``); the default root is AWS's.
@@ -52,7 +52,7 @@ def _fetch_plain(ctx: Context, nonce: bytes) -> bytes:
                           actual=response.text[:200]) from error
 
 
-@check("attestation/plain-document", section="8.6", level=Level.MUST,
+@check("attestation/plain-document", section="8.9", level=Level.MUST,
        requirement="GET /api/v1/enclave/attestation?nonce= MUST return a document that passes strict verification "
                    "against the pinned root, echoes the nonce and attests the served public key.")
 def plain_document(ctx: Context):
@@ -66,7 +66,7 @@ def plain_document(ctx: Context):
     }
 
 
-@check("attestation/envelope-document", section="8.4.1", level=Level.MUST,
+@check("attestation/envelope-document", section="8.9", level=Level.MUST,
        requirement="enclave:attest inside the envelope MUST return a document that passes strict verification, "
                    "echoes the nonce and attests the served public key, so a proxy cannot substitute it.")
 def envelope_document(ctx: Context):
@@ -81,7 +81,7 @@ def envelope_document(ctx: Context):
     ctx.facts["_envelope_attestation"] = (document, exchange.request.ephemeral_public_key)
 
 
-@check("attestation/user-data-commitment", section="8.4.1", level=Level.SHOULD,
+@check("attestation/user-data-commitment", section="8.9", level=Level.SHOULD,
        requirement="user_data SHOULD be the documented commitment SHA-256(domain ‖ static key ‖ request key), "
                    "binding the document to the request that asked for it.")
 def user_data_commitment(ctx: Context):
@@ -94,7 +94,7 @@ def user_data_commitment(ctx: Context):
             actual=user_data.hex() if user_data else None)
 
 
-@check("attestation/fresh-per-nonce", section="8.4.1", level=Level.MUST,
+@check("attestation/fresh-per-nonce", section="8.9", level=Level.MUST,
        requirement="Each request MUST get a new document carrying its own nonce (no cached document).")
 def fresh_per_nonce(ctx: Context):
     first, second = os.urandom(16), os.urandom(16)

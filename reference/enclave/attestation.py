@@ -1,4 +1,4 @@
-"""Attestation on request (spec §8.7): the document binds the enclave's static key and a nonce.
+"""Attestation on request (spec §8.4.1, §8.9): the document binds the enclave's static key and a nonce.
 
 ``public_key`` = the X25519 key served by ``GET /api/v1/enclave``; ``nonce`` = the caller's
 challenge; ``user_data`` = SHA-256(domain ‖ static public key ‖ binding), where the binding is the
