@@ -24,6 +24,8 @@ cd /
 "$python" "$installer/pip" install --no-index --find-links "$ctx/wheels" --require-hashes \
     --only-binary :all: --no-compile --no-warn-script-location --target "$site" -r "$ctx/requirements.txt"
 
+# console scripts of the dependencies (cbor2, cffi-gen-src): not used in the enclave
+rm -rf "$site/bin"
 cp -R "$ctx/app/reference" "$site/reference"
 mkdir -p /usr/local/bin
 cat > /usr/local/bin/vault-reference <<LAUNCHER

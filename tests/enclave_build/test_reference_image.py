@@ -102,6 +102,17 @@ def _export(docker_client, image: str) -> dict[str, tarfile.TarInfo | bytes]:
 # --- (a) reproducible ----------------------------------------------------------------------------
 
 
+def test_the_debootstrapped_base_is_the_same_layer_when_built_again(docker_client, base_image, tmp_path):
+    """Same Debian packages, same tar: only ``docker import``'s timestamp (the image ID) differs."""
+    again = ri.build_base(docker_client, tag=f"{ri.BASE_REPOSITORY}:test-{RUN_ID}-again", workdir=tmp_path)
+    try:
+        layers = docker_client.images.get(again).attrs["RootFS"]["Layers"]
+        assert layers == docker_client.images.get(base_image).attrs["RootFS"]["Layers"]
+        assert again != base_image
+    finally:
+        docker_client.images.remove(again, force=True)
+
+
 def test_two_clean_builds_from_the_pinned_base_give_identical_pcrs(docker_client, base_image, wheel_dir, blobs,
                                                                     build_a, tmp_path, built_images):
     second = _build(docker_client, base_image, wheel_dir, blobs, tmp_path, built_images)
