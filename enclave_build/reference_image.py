@@ -28,7 +28,6 @@ import os
 import re
 import shutil
 import socket
-import stat
 import subprocess
 import sys
 import tarfile
@@ -131,17 +130,15 @@ def normalise_rootfs(root: Path, source_date_epoch: int = SOURCE_DATE_EPOCH) -> 
         if "__pycache__" in dirnames:
             shutil.rmtree(Path(dirpath, "__pycache__"))
             dirnames.remove("__pycache__")
-    day = str(source_date_epoch // 86400)
-    for name in ("etc/shadow", "etc/gshadow"):
-        p = root / name
-        if p.is_file() and name == "etc/shadow":
-            lines = []
-            for line in p.read_text().splitlines():
-                fields = line.split(":")
-                if len(fields) > 2 and fields[2]:
-                    fields[2] = day
-                lines.append(":".join(fields))
-            p.write_text("\n".join(lines) + "\n")
+    shadow = root / "etc/shadow"  # field 3: the day of the last password change (build day)
+    if shadow.is_file():
+        lines = []
+        for line in shadow.read_text().splitlines():
+            fields = line.split(":")
+            if len(fields) > 2 and fields[2]:
+                fields[2] = str(source_date_epoch // 86400)
+            lines.append(":".join(fields))
+        shadow.write_text("\n".join(lines) + "\n")
     for dirpath, dirnames, filenames in os.walk(root, topdown=False):
         for name in filenames + dirnames + [""]:
             p = os.path.join(dirpath, name) if name else dirpath
