@@ -52,6 +52,21 @@ def _read_pcrs(path: Path) -> dict[int, bytes]:
     return pcrs
 
 
+def _pcrs_of_eif(path: Path) -> dict[int, bytes]:
+    """Measure an EIF here, the way nitro-cli does, instead of trusting anyone's numbers."""
+    from enclave_build import EifBuildError, inspect_eif
+
+    try:
+        with path.open("rb") as eif:
+            measured = inspect_eif(eif).measurements
+    except EifBuildError as error:
+        raise ValueError(f"{path}: not a valid EIF ({error})") from None
+    pcrs = {0: measured.pcr0, 1: measured.pcr1, 2: measured.pcr2}
+    if measured.pcr8 is not None:
+        pcrs[8] = measured.pcr8
+    return {index: bytes.fromhex(value) for index, value in pcrs.items()}
+
+
 def _dev_root_from_target(client: VaultClient) -> bytes:
     response = client.get("/api/v1/enclave/attestation/dev-root")
     if response.status_code != 200:
@@ -82,7 +97,9 @@ def cmd_run(args) -> int:
         options["attestation_roots"] = [path.read_bytes() for path in args.attestation_root or []]
         if args.attestation_root_from_target:
             options["attestation_roots"].append(_dev_root_from_target(client))
-        options["expected_pcrs"] = [_read_pcrs(path) for path in args.expected_pcrs or []] or None
+        expected = [_read_pcrs(path) for path in args.expected_pcrs or []]
+        expected += [_pcrs_of_eif(path) for path in args.expected_pcrs_from_eif or []]
+        options["expected_pcrs"] = expected or None
     except (OSError, ValueError) as error:
         print(f"vault-harness: {error}", file=sys.stderr)
         return 2
@@ -124,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
                      help="INSECURE, development only: pin the root a simulated NSM publishes")
     run.add_argument("--expected-pcrs", type=Path, action="append",
                      help="describe-eif JSON or {\"PCR0\": hex}: an allowed PCR set (repeatable: rolling deploys)")
+    run.add_argument("--expected-pcrs-from-eif", type=Path, action="append",
+                     help="an EIF file: its PCR0/1/2(/8), computed here, form an allowed set (repeatable)")
     run.add_argument("--allow-debug", action="store_true", help="accept debug-mode (all-zero PCR0) documents")
     run.set_defaults(func=cmd_run)
     args = parser.parse_args(argv)

@@ -9,7 +9,7 @@ import argparse
 import os
 from pathlib import Path
 
-FAULTS = ("reuse-response-key", "reuse-response-nonce", "500-on-bad-input", "plaintext-errors")
+FAULTS = ("reuse-response-key", "reuse-response-nonce", "500-on-bad-input", "plaintext-errors", "unattested-key")
 
 
 def build(fault: str, data_dir: Path):
@@ -37,6 +37,12 @@ def build(fault: str, data_dir: Path):
                 return status, answer
 
         app.transport = CrashingTransport()
+    if fault == "unattested-key":
+        # The NSM attests some other X25519 key than the one the Vault serves and uses.
+        from reference.enclave import attestation
+
+        real_attest = attestation.attest
+        attestation.attest = lambda nsm, static_public, nonce, binding=b"": real_attest(nsm, os.urandom(32), nonce, binding)
     if fault == "plaintext-errors":
         enclave_run = app.transport._enclave.run
 
