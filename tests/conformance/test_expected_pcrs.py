@@ -10,7 +10,7 @@ import pytest
 from enclave_build import Part, assemble_eif
 from enclave_build.metadata import BuildInfo, encode_metadata
 
-METADATA = encode_metadata(image_name="test", image_version="1", build_info=BuildInfo("2026-01-01T00:00:00+00:00"),
+METADATA = encode_metadata(image_name="test", image_version="1", build_info=BuildInfo(build_time="2026-01-01T00:00:00+00:00"),
                            docker_info={})
 from tests.conftest import ServerProcess, free_port
 from tests.conformance.test_harness_against_reference import run_harness, verdicts
