@@ -237,6 +237,12 @@ def _sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+def _pip(argv: list[str]) -> None:
+    proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    if proc.returncode != 0:
+        raise ReferenceImageError(f"pip download failed ({proc.returncode}): {proc.stdout.decode(errors='replace')[-3000:]}")
+
+
 def fetch_wheels(image_dir: Path, wheel_dir: Path) -> list[Path]:
     """The wheels ``requirements.txt`` and ``installer.sha256`` pin, in ``wheel_dir``.
 
@@ -262,11 +268,11 @@ def fetch_wheels(image_dir: Path, wheel_dir: Path) -> list[Path]:
         _log(f"pip download: {', '.join(sorted(missing))}")
         argv = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--require-hashes",
                 "--dest", str(wheel_dir), *WHEEL_TARGET, "-r", str(image_dir / "requirements.txt")]
-        subprocess.run(argv, check=True)
+        _pip(argv)
     if pip_hash not in found:
         version = pip_name.split("-")[1]
-        subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--dest", str(wheel_dir),
-                        *WHEEL_TARGET, f"pip=={version}"], check=True)
+        _pip([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--dest", str(wheel_dir),
+              *WHEEL_TARGET, f"pip=={version}"])
     found = present()
     for name, (version, hashes) in reqs.items():
         if not set(hashes) & set(found):
