@@ -4,6 +4,7 @@ import socket
 import struct
 import subprocess
 import sys
+import time
 
 import httpx
 import pytest
@@ -29,8 +30,6 @@ def split_vault(tmp_path):
 
 
 def _wait_listening(port: int) -> None:
-    import time
-
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         try:
