@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 
 from harness.attestation import AttestationError, Expectations, unsafe_decode_document, verify
 
-from ._util import expect_success, require
+from ._util import expect_encrypted_error, expect_success, require
 from .registry import CheckFailed, Context, Level, Observation, check
 
 ATTESTATION_PATH = "/api/v1/enclave/attestation"
@@ -113,3 +113,16 @@ def pcrs_expected(ctx: Context):
     if ctx.options.get("expected_pcrs"):
         raise Observation(f"attested PCRs match an expected set: {pcrs}")
     raise Observation(f"no expected PCRs given; the target attests {pcrs}")
+
+
+@check("attestation/bad-nonce", section="8.9", level=Level.MUST,
+       requirement="A nonce that is not even-length hex, or longer than 512 bytes, MUST be refused: a 4xx "
+                   "unencrypted error on the GET, an encrypted error through the envelope; never a 5xx.")
+def bad_nonce(ctx: Context):
+    for what, nonce in [("odd-length hex", "abc"), ("not hex", "zz"), ("0x prefix", "0x00"),
+                        ("513 bytes", "00" * 513)]:
+        response = ctx.client.get(ATTESTATION_PATH, params={"nonce": nonce})
+        require(400 <= response.status_code < 500, f"GET with a nonce that is {what}", expected="4xx",
+                actual=response.status_code)
+        expect_encrypted_error(ctx.client.call("enclave:attest", options={"nonce": nonce}), f"enclave:attest, {what}")
+    expect_encrypted_error(ctx.client.call("enclave:attest", options={"nonce": 42}), "enclave:attest, nonce not a string")
