@@ -18,25 +18,25 @@ class Principal:
     account: dict
 
 
-def admin_key_index(ctx, admin_key: str) -> bytes:
-    return ctx.store.address("admin-key", ctx.keyring.secret_digest("admin-key", admin_key).hex())
-
-
-def rotation_code_index(ctx, code: str) -> bytes:
-    return ctx.store.address("rotation-code", ctx.keyring.secret_digest("rotation-code", code).hex())
+def secret_index(ctx, kind: str, digest_hex: str) -> bytes:
+    """Address of the link from a secret's keyed digest to its account ("admin-key", "rotation-code")."""
+    return ctx.store.address(kind, digest_hex)
 
 
 def account_address(ctx, account_id: str) -> bytes:
     return ctx.store.address("service-account", account_id)
 
 
-def _account_by_index(ctx, index: bytes, secret: str, field: str) -> dict | None:
-    link = ctx.store.get(index)
+def _account_by_secret(ctx, kind: str, secret: object) -> dict | None:
+    if not isinstance(secret, str):
+        return None
+    digest = ctx.keyring.secret_digest(kind, secret).hex()
+    link = ctx.store.get(secret_index(ctx, kind, digest))
     if link is None:
         return None
     account = ctx.store.get(account_address(ctx, link["accountId"]))
     # Defence in depth: the link must still point at the account's *current* secret digest.
-    if account is None or not hmac.compare_digest(account[field], ctx.keyring.secret_digest(field, secret).hex()):
+    if account is None or not hmac.compare_digest(account[kind], digest):
         return None
     return account
 
@@ -46,8 +46,7 @@ def authenticate(ctx, auth: dict | None) -> Principal:
     if not auth:
         raise OperationError(OperationCode.AUTH_MISSING, "this operation requires 'auth'")
     if "adminKey" in auth:
-        key = auth["adminKey"]
-        account = _account_by_index(ctx, admin_key_index(ctx, key), key, "admin-key") if isinstance(key, str) else None
+        account = _account_by_secret(ctx, "admin-key", auth["adminKey"])
         if account is None:
             raise OperationError(OperationCode.AUTH_INVALID_ADMIN_KEY, "admin key is not valid")
         return Principal(account["id"], "admin", account)
@@ -68,8 +67,7 @@ def authenticate(ctx, auth: dict | None) -> Principal:
 
 
 def account_by_rotation_code(ctx, auth: dict | None) -> dict:
-    code = (auth or {}).get("rotationCode")
-    account = _account_by_index(ctx, rotation_code_index(ctx, code), code, "rotation-code") if isinstance(code, str) else None
+    account = _account_by_secret(ctx, "rotation-code", (auth or {}).get("rotationCode"))
     if account is None:
         raise OperationError(OperationCode.AUTH_INVALID_ROTATION_CODE, "rotation code is not valid")
     return account

@@ -14,9 +14,8 @@ from ..auth import (
     ROTATION_CODE_PREFIX,
     account_address,
     account_by_rotation_code,
-    admin_key_index,
     authenticate,
-    rotation_code_index,
+    secret_index,
 )
 from ..errors import OperationCode, OperationError
 
@@ -40,8 +39,8 @@ def _install_secrets(ctx, account: dict) -> tuple[str, str]:
     account["admin-key"] = ctx.keyring.secret_digest("admin-key", admin_key).hex()
     account["rotation-code"] = ctx.keyring.secret_digest("rotation-code", rotation_code).hex()
     link = {"accountId": account["id"]}
-    ctx.store.put(admin_key_index(ctx, admin_key), link)
-    ctx.store.put(rotation_code_index(ctx, rotation_code), link)
+    ctx.store.put(secret_index(ctx, "admin-key", account["admin-key"]), link)
+    ctx.store.put(secret_index(ctx, "rotation-code", account["rotation-code"]), link)
     return admin_key, rotation_code
 
 
@@ -76,8 +75,8 @@ def rotate(ctx, request) -> dict:
     with ctx.store.transaction():
         account = account_by_rotation_code(ctx, request.auth)
         # Kill the old secrets' index entries; the old digests also stop matching the record.
-        ctx.store.delete(ctx.store.address("admin-key", account["admin-key"]))
-        ctx.store.delete(ctx.store.address("rotation-code", account["rotation-code"]))
+        ctx.store.delete(secret_index(ctx, "admin-key", account["admin-key"]))
+        ctx.store.delete(secret_index(ctx, "rotation-code", account["rotation-code"]))
         new_admin_key, new_rotation_code = _install_secrets(ctx, account)
         # Access tokens carry the epoch they were issued in; bumping it revokes them all (§6.4).
         account["epoch"] += 1
