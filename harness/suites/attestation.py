@@ -119,7 +119,7 @@ def pcrs_expected(ctx: Context):
        requirement="A nonce that is not even-length hex, or longer than 512 bytes, MUST be refused: a 4xx "
                    "unencrypted error on the GET, an encrypted error through the envelope; never a 5xx.")
 def bad_nonce(ctx: Context):
-    for what, nonce in [("odd-length hex", "abc"), ("not hex", "zz"), ("0x prefix", "0x00"),
+    for what, nonce in [("odd-length hex", "abc"), ("not hex", "zz"), ("0x prefix", "0x00"), ("inner whitespace", "00\t11"),
                         ("513 bytes", "00" * 513)]:
         response = ctx.client.get(ATTESTATION_PATH, params={"nonce": nonce})
         require(400 <= response.status_code < 500, f"GET with a nonce that is {what}", expected="4xx",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 
+from .envelope import unhex
 from .errors import EnvelopeCode, EnvelopeError, OperationCode, OperationError
 from .nsm import NsmError, NsmInputTooLarge, NsmInvalidInput
 
@@ -41,17 +42,12 @@ def operation_attest(ctx, request) -> dict:
     nsm = ctx.extras.get("nsm")
     if nsm is None:
         raise OperationError(OperationCode.UNSUPPORTED, "this Vault has no attestation source")
-    nonce_hex = request.options.get("nonce")
-    if nonce_hex is not None and not isinstance(nonce_hex, str):
-        raise OperationError(OperationCode.INVALID_INPUT, "options.nonce must be a hex string")
+    nonce_hex = request.options.get("nonce", "")
+    nonce = unhex(nonce_hex) if isinstance(nonce_hex, str) else None
+    if nonce is None:
+        raise OperationError(OperationCode.INVALID_INPUT, "options.nonce must be even-length hex")
     try:
-        nonce = bytes.fromhex(nonce_hex) if nonce_hex and nonce_hex.isascii() and " " not in nonce_hex else None
-        if nonce_hex and nonce is None:
-            raise ValueError
-    except ValueError:
-        raise OperationError(OperationCode.INVALID_INPUT, "options.nonce must be a hex string") from None
-    try:
-        return attest(nsm, ctx.enclave.public_key, nonce, binding=ctx.extras.get("request_public_key", b""))
+        return attest(nsm, ctx.enclave.public_key, nonce or None, binding=request.client_public_key)
     except (NsmInputTooLarge, NsmInvalidInput) as error:
         raise OperationError(OperationCode.INVALID_INPUT, error.message) from None
     except NsmError:

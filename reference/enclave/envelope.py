@@ -68,19 +68,25 @@ class Envelope:
         )
 
 
-def _field(obj: dict, name: str) -> bytes:
-    """A hex field: [0-9a-fA-F]* of even length, nothing else (no 0x, no whitespace)."""
-    text = obj.get(name)
-    if type(text) is not str:
-        what = "missing" if name not in obj else "not a string"
-        raise EnvelopeError(EnvelopeCode.INVALID_ENVELOPE, f"field {name!r} is {what}")
+def unhex(text: str) -> bytes | None:
+    """[0-9a-fA-F]* of even length as bytes, else None (no 0x, no whitespace) (spec §3.5)."""
     # fromhex refuses odd lengths and non-hex characters but skips ASCII whitespace; skipped
     # whitespace shows as fewer bytes than half the characters.
     try:
         raw = bytes.fromhex(text)
     except ValueError:
-        raw = None
-    if raw is None or 2 * len(raw) != len(text):
+        return None
+    return raw if 2 * len(raw) == len(text) else None
+
+
+def _field(obj: dict, name: str) -> bytes:
+    """A hex field of the envelope."""
+    text = obj.get(name)
+    if type(text) is not str:
+        what = "missing" if name not in obj else "not a string"
+        raise EnvelopeError(EnvelopeCode.INVALID_ENVELOPE, f"field {name!r} is {what}")
+    raw = unhex(text)
+    if raw is None:
         raise EnvelopeError(EnvelopeCode.INVALID_HEX, f"field {name!r} is not even-length hex")
     return raw
 

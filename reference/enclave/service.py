@@ -47,6 +47,7 @@ class Request:
     operation: str
     auth: dict | None
     options: dict
+    client_public_key: bytes = b""  # the request envelope's ephemeralPublicKey
 
 
 @dataclass
@@ -71,7 +72,7 @@ def iso8601(moment: datetime) -> str:
 Handler = Callable[[OperationContext, Request], dict]
 
 
-def parse_request(plaintext: bytes) -> Request:
+def parse_request(plaintext: bytes, client_public_key: bytes = b"") -> Request:
     try:
         obj = json.loads(plaintext.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
@@ -88,7 +89,7 @@ def parse_request(plaintext: bytes) -> Request:
         options = {}
     if not isinstance(options, dict):
         raise OperationError(OperationCode.SERIALIZATION_ERROR, "'options' must be an object")
-    return Request(obj["operation"], auth, options)
+    return Request(obj["operation"], auth, options, client_public_key)
 
 
 class Enclave:
@@ -164,13 +165,12 @@ class Enclave:
     def run(self, plaintext: bytes, request_public_key: bytes = b"") -> bytes:
         """Run one decrypted request; every outcome becomes an encrypted JSON reply (spec §4.2)."""
         try:
-            request = parse_request(plaintext)
+            request = parse_request(plaintext, request_public_key)
             handler = self.operations.get(request.operation)
             if handler is None:
                 raise OperationError(
                     OperationCode.UNKNOWN_OPERATION, f"unknown operation {request.operation!r}"
                 )
-            self.context.extras["request_public_key"] = request_public_key
             result = {"success": True, "data": handler(self.context, request), "error": None}
         except OperationError as error:
             result = error.to_json()
