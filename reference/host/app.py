@@ -39,7 +39,15 @@ class HostApp:
             return await self._lifespan(receive, send)
         if scope["type"] != "http":
             return
-        status, body = await self._route(scope, receive)
+        if scope["path"] in ENVELOPE_PATHS and scope["method"] == "POST":
+            # Every operation takes this path: it skips the router (bench/bench_ping.py).
+            body = await self._read_body(scope, receive)
+            if body is None:
+                status, body = _too_large(self.max_body)
+            else:
+                status, body = await self._forward("envelope", body)
+        else:
+            status, body = await self._route(scope, receive)
         # An explicit length rather than the server's default chunked framing: the same body,
         # and with h11 one write and ~20 us of CPU less per response.
         headers = [*_JSON, (b"content-length", b"%d" % len(body))]
@@ -60,11 +68,6 @@ class HostApp:
         if path == DEV_ROOT_PATH:
             return await self._forward("attestation-dev-root", b"") if method in ("GET", "HEAD") else _not_allowed()
         if path in ENVELOPE_PATHS:
-            if method == "POST":
-                body = await self._read_body(scope, receive)
-                if body is None:
-                    return 413, _error(413, "payload_too_large", f"body exceeds {self.max_body} bytes")
-                return await self._forward("envelope", body)
             if method in ("GET", "HEAD") and path == "/api/v1/enclave":
                 return await self._forward("public-key", b"")
             return _not_allowed()
@@ -78,10 +81,15 @@ class HostApp:
             return 503, _error(503, "service_unavailable", "the enclave is not reachable")
 
     async def _read_body(self, scope, receive) -> bytes | None:
+        """The request body, or None when it is larger than ``max_body`` (said or seen)."""
+        message = await receive()
+        body = message.get("body", b"")
+        if not message.get("more_body"):  # the whole body in one message: the usual case
+            return body if len(body) <= self.max_body else None
         for name, value in scope.get("headers", ()):
             if name == b"content-length" and value.isdigit() and int(value) > self.max_body:
                 return None
-        chunks, size = [], 0
+        chunks, size = [body], len(body)
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
@@ -114,6 +122,10 @@ def _query_nonce(query: bytes) -> bytes | None:
     if len(values) > 1 or len(text) % 2 or len(text) > 1024 or not _HEX.fullmatch(text):
         return None
     return bytes.fromhex(text)
+
+
+def _too_large(limit: int) -> tuple[int, bytes]:
+    return 413, _error(413, "payload_too_large", f"body exceeds {limit} bytes")
 
 
 def _not_allowed() -> tuple[int, bytes]:

@@ -19,12 +19,15 @@ def build(fault: str, data_dir: Path):
 
     fixed_secret, fixed_nonce = os.urandom(32), os.urandom(24)
 
-    def faulty_seal_response(client_public, plaintext, random_bytes):
-        secret = fixed_secret if fault == "reuse-response-key" else random_bytes(32)
-        nonce = fixed_nonce if fault == "reuse-response-nonce" else random_bytes(24)
-        return envelope.seal(client_public, plaintext, ephemeral_secret=secret, nonce=nonce)
+    def faulty_random(size):  # the reply's secret is the 32-byte draw, its nonce the 24-byte one
+        if size == envelope.KEY_BYTES and fault == "reuse-response-key":
+            return fixed_secret
+        if size == envelope.NONCE_BYTES and fault == "reuse-response-nonce":
+            return fixed_nonce
+        return os.urandom(size)
 
-    service.envelope.seal_response = faulty_seal_response
+    real_sealer = envelope.ReplySealer
+    service.envelope.ReplySealer = lambda client_public, random_bytes: real_sealer(client_public, faulty_random)
     app = cli.build_app(Config(data_dir=data_dir))
     if fault == "500-on-bad-input":
         transport = app.transport
