@@ -122,11 +122,10 @@ def parse_body(body: bytes) -> Envelope:
     """Parse a POSTed request body into an envelope, or raise a typed :class:`EnvelopeError`."""
     if len(body) > MAX_BODY_BYTES:
         raise EnvelopeError(EnvelopeCode.PAYLOAD_TOO_LARGE, f"body exceeds {MAX_BODY_BYTES} bytes")
-    # orjson first, because it is several times faster and this runs on every request
-    # (bench/bench_ping.py). It accepts strict RFC 8259 JSON only, so whatever it accepts the
-    # standard library accepts as the same object, as far as an envelope's fields go (strings).
-    # The standard library decides on everything else, so the accepted inputs and the error
-    # codes stay exactly those of the strict path below.
+    # orjson first: several times faster, and this runs on every request (bench/bench_ping.py).
+    # It accepts strict RFC 8259 JSON only, and reads it as the standard library does except for
+    # integers beyond 64 bits (floats), which no envelope field can be. Everything it refuses goes
+    # to the standard library, so accepted inputs and error codes are those of the strict path.
     # Duplicate keys: every key-value pair costs one ':' byte, so a body with no more colons than
     # top-level keys has no duplicate; any other body goes through the duplicate-rejecting hook.
     try:

@@ -13,7 +13,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import nacl.exceptions
 import orjson
@@ -61,9 +61,9 @@ def utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-@dataclass(frozen=True)
-class Request:
-    """A decrypted request (spec §3.2 step 5)."""
+class Request(NamedTuple):
+    """A decrypted request (spec §3.2 step 5). Immutable; a NamedTuple is built in half the time
+    of a frozen dataclass, and one is built per request."""
 
     operation: str
     auth: dict | None
@@ -93,9 +93,29 @@ def iso8601(moment: datetime) -> str:
 Handler = Callable[[OperationContext, Request], dict]
 
 
+# Every byte to b"0" if it is a decimal digit, else to b" ": a run of 19 digits shows as 19 b"0".
+_DIGITS_AS_ZERO = bytes(0x30 if 0x30 <= byte <= 0x39 else 0x20 for byte in range(256))
+_LONG_INTEGER = b"0" * 19
+
+
+def _loads_plaintext(plaintext: bytes) -> object:
+    """The request's JSON, exactly as the standard library reads it, via orjson when that is safe.
+
+    orjson reads the same value as the standard library from any JSON it accepts, except integers
+    beyond 64 bits, which it turns into floats; such an integer has at least 19 digits in a row.
+    Plaintexts with such a run, and whatever orjson refuses, take the standard library.
+    """
+    if _LONG_INTEGER not in plaintext.translate(_DIGITS_AS_ZERO):
+        try:
+            return orjson.loads(plaintext)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(plaintext.decode("utf-8"))
+
+
 def parse_request(plaintext: bytes, client_public_key: bytes = b"") -> Request:
     try:
-        obj = json.loads(plaintext.decode("utf-8"))
+        obj = _loads_plaintext(plaintext)
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise OperationError(OperationCode.SERIALIZATION_ERROR, "request plaintext is not UTF-8 JSON") from None
     if not isinstance(obj, dict) or not isinstance(obj.get("operation"), str):

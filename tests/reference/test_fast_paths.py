@@ -142,3 +142,75 @@ def test_encode_reply_exact_bytes(result, expected):
 def test_encode_reply_refuses_what_the_standard_library_refuses():
     with pytest.raises(TypeError):
         encode_reply({"when": datetime.datetime(2026, 1, 1)})
+
+
+# --- the decrypted request: orjson unless a long digit run could be an integer beyond 64 bits ---
+
+from reference.enclave.service import _loads_plaintext  # noqa: E402
+
+
+def typed(value):
+    """A value with its types spelled out: 1 == 1.0 == True in Python, not in JSON."""
+    if isinstance(value, dict):
+        return ("dict", [(k, typed(v)) for k, v in value.items()])
+    if isinstance(value, list):
+        return ("list", [typed(v) for v in value])
+    if isinstance(value, float) and value != value:
+        return ("float", "nan")
+    return (type(value).__name__, value)
+
+
+def stdlib_reading(text: bytes):
+    try:
+        return ("ok", typed(json.loads(text.decode("utf-8"))))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return ("error",)
+
+
+def fast_reading(text: bytes):
+    try:
+        return ("ok", typed(_loads_plaintext(text)))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return ("error",)
+
+
+PLAINTEXT_EDGES = [
+    b'{"operation":"ping","options":{"message":"hi"}}',
+    b'{"v":18446744073709551615}',  # 2**64 - 1: orjson keeps it an int
+    b'{"v":18446744073709551616}',  # 2**64: orjson would make it a float
+    b'{"v":-9223372036854775809}',  # below -2**63: likewise
+    b'{"v":1000000000000000000000}',
+    b'{"v":[1,2,{"w":123456789012345678901234567890}]}',
+    b'{"v":"1234567890123456789012345"}',  # a long digit run in a string: the slow path, same value
+    b'{"v":1e400}', b'{"v":NaN}', b'{"v":-Infinity}', b'{"v":"\\ud800"}', b'\xef\xbb\xbf{}',
+    b'{"a":1,"a":2}', b'{"v":-0}', b'{"v":-0.0}', b'{"v":1.5e-320}', b'{"v":0.1}', b'[' * 3000 + b']' * 3000,
+    b'{"v":1}x', b'', b'\xff',
+]
+
+
+@pytest.mark.parametrize("text", PLAINTEXT_EDGES)
+def test_request_plaintext_reads_as_the_standard_library_reads_it(text):
+    assert fast_reading(text) == stdlib_reading(text)
+
+
+NUMBERS = st.one_of(
+    st.integers(), st.integers(min_value=2**63 - 3, max_value=2**64 + 3), st.integers(max_value=-(2**63) + 3, min_value=-(2**63) - 3),
+    st.floats(allow_nan=False, allow_infinity=False),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.recursive(st.none() | st.booleans() | NUMBERS | st.text(max_size=30),
+                    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
+                    max_leaves=25),
+       st.sampled_from([{}, {"ensure_ascii": False}, {"indent": 2}, {"separators": (",", ":")}]))
+def test_request_plaintext_reads_as_the_standard_library_reads_it_generated(value, options):
+    text = json.dumps({"operation": "x", "options": value}, **options).encode()
+    assert fast_reading(text) == stdlib_reading(text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.from_regex(rb"\A-?[0-9]{1,40}(\.[0-9]{1,20})?([eE][-+]?[0-9]{1,3})?\Z"))
+def test_number_literals_read_alike(literal):
+    text = b'{"v":' + literal + b"}"
+    assert fast_reading(text) == stdlib_reading(text)
