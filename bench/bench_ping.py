@@ -17,16 +17,17 @@ core, so the load generator never competes with the server for CPU.
 Floor: ``1 / (t_health + t_crypto)`` requests/s. Target: ping >= 80% of the floor.
 Exit 0 on PASS, 1 on FAIL, 2 when it cannot run (no wrk/taskset, fewer than 2 CPUs).
 
-Noise: ``--trials`` runs of ``--duration`` s for each of health and ping, alternating
-(after one warm-up run of each). Wall clock: the best run of each kind (noise only ever
-lowers a throughput), median printed beside it. t_crypto: the median of CPU-clock batches
-of the floor, timed before and after the load runs.
+Noise: ``--trials`` trials (after one warm-up run of each kind); a trial is one run of each kind
+(alternating which goes first) and then five CPU-clock batches of t_crypto, back to back, so the
+three share the machine's state. Verdict: the median over trials of each trial's ratio
+``(t_health + t_crypto) / t_ping``. Also printed: the best run of each kind (noise only lowers a
+rate) against the median t_crypto of all batches.
 
 Saturation: wrk's req/s measures the server worker only while the worker is the bottleneck.
 On a shared 2-core machine, other processes on wrk's core starve wrk, and the server then
 idles between requests. So the benchmark also reads the server's CPU time (schedstat) around
 every run and reports CPU time per request and how busy the server was. ``--verdict auto``
-(default) judges wrk's req/s when the server was >= 90% busy in the best runs, else the same
+(default) judges wrk's req/s when the server was >= 90% busy in every run, else the same
 ratio computed from CPU time per request (the req/s a saturated worker would do):
 ``(t_health_cpu + t_crypto) / t_ping_cpu``. ``--verdict wall`` / ``cpu`` force one.
 
@@ -35,7 +36,7 @@ body for ping); any other answer, or any socket error, fails the benchmark. Befo
 load, a few of the very envelopes wrk will send are posted once from Python and their
 replies opened with the client secret: they must be ``success: true`` pongs.
 
-    python bench/bench_ping.py [--trials 3] [--duration 3] [--connections 4]
+    python bench/bench_ping.py [--trials 5] [--duration 3] [--connections 4]
                                [--server-cpu 0] [--load-cpu 1] [--http h11] [--loop asyncio]
 """
 
