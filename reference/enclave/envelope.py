@@ -177,8 +177,8 @@ class ReplySealer:
     """The reply's fresh key material, made once the request has opened (spec §3.3).
 
     Nothing in it depends on the reply, so the enclave makes it before running the operation and
-    the request's crypto runs in one stretch (bench/bench_ping.py). A request that fails to open
-    never gets here, so a forged request still costs the enclave one X25519, not three.
+    the request's crypto runs in one stretch. A request that fails to open never gets here, so a
+    forged request still costs the enclave one X25519, not three.
     """
 
     __slots__ = ("ephemeral_public_key", "nonce", "_key")

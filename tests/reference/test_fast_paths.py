@@ -1,8 +1,9 @@
 """The hot path's shortcuts change nothing but speed.
 
 ``parse_body`` tries orjson and an unrolled field check before the strict standard-library path;
-``encode_reply`` tries orjson before the standard library's encoder. Each is compared here with
-the slow path it short-cuts, on hand-picked edge cases and on generated inputs.
+``encode_reply`` tries orjson before the standard library's encoder; ``_loads_plaintext`` reads
+the decrypted request with orjson unless it could hold an integer beyond 64 bits. Each is
+compared here with the slow path it short-cuts, on hand-picked edge cases and generated inputs.
 """
 
 import datetime
@@ -15,7 +16,7 @@ from hypothesis import strategies as st
 
 from reference.enclave import envelope
 from reference.enclave.errors import EnvelopeError
-from reference.enclave.service import encode_reply
+from reference.enclave.service import _loads_plaintext, encode_reply
 
 
 def strict_parse(body: bytes):
@@ -145,9 +146,6 @@ def test_encode_reply_refuses_what_the_standard_library_refuses():
 
 
 # --- the decrypted request: orjson unless a long digit run could be an integer beyond 64 bits ---
-
-from reference.enclave.service import _loads_plaintext  # noqa: E402
-
 
 def typed(value):
     """A value with its types spelled out: 1 == 1.0 == True in Python, not in JSON."""
