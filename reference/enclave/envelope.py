@@ -39,27 +39,7 @@ class Envelope:
 
     @classmethod
     def from_json(cls, obj: object) -> "Envelope":
-        """Validate a decoded JSON value as an envelope (spec §3.1, §3.5)."""
-        # Fast path for a well-formed envelope (every request); anything else takes the checks of
-        # checked_from_json, which name the first problem. Same hex rule as unhex: a length that
-        # is not twice the byte count means fromhex skipped whitespace.
-        if type(obj) is dict:
-            key_hex, nonce_hex, ciphertext_hex = obj.get("ephemeralPublicKey"), obj.get("nonce"), obj.get("ciphertext")
-            if (type(key_hex) is str and len(key_hex) == 2 * KEY_BYTES and type(nonce_hex) is str
-                    and len(nonce_hex) == 2 * NONCE_BYTES and type(ciphertext_hex) is str):
-                try:
-                    key, nonce, ciphertext = bytes.fromhex(key_hex), bytes.fromhex(nonce_hex), bytes.fromhex(ciphertext_hex)
-                except ValueError:
-                    pass
-                else:
-                    if (len(key) == KEY_BYTES and len(nonce) == NONCE_BYTES and len(ciphertext) >= TAG_BYTES
-                            and 2 * len(ciphertext) == len(ciphertext_hex)):
-                        return cls(key, nonce, ciphertext)
-        return cls.checked_from_json(obj)
-
-    @classmethod
-    def checked_from_json(cls, obj: object) -> "Envelope":
-        """The same validation as from_json, one field at a time, raising for the first problem."""
+        """Validate a decoded JSON value as an envelope (spec §3.1, §3.5); the first problem raises."""
         if not isinstance(obj, dict):
             raise EnvelopeError(EnvelopeCode.INVALID_JSON, "request body must be a JSON object")
         key = _field(obj, "ephemeralPublicKey")
