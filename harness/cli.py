@@ -1,7 +1,11 @@
 """``vault-harness``: check a Vault at any URL against the spec and write reports CI can gate on.
 
-Exit status: 0 when every MUST holds (and, with --strict, every SHOULD); 1 when a check FAILED,
-hit an ERROR, or passed while listed as an expected failure; 2 for bad usage.
+Exit status (run):
+  0  the target conforms to every selected profile (with --strict, every SHOULD holds too)
+  1  it does not: a MUST FAILED or is UNIMPLEMENTED, a check hit an ERROR, or a listed expected
+     failure passed (UNEXPECTED-PASS)
+  2  bad usage (unknown option, profile or check id, unreadable file)
+  3  the run could not take place: the target is unreachable within --timeout, or is not a Vault
 """
 
 from __future__ import annotations
@@ -13,10 +17,13 @@ from pathlib import Path
 
 from . import report, runner
 from .protocol.client import VaultClient
-from .suites.registry import Context, Verdict, all_checks
+from .suites.registry import PROFILES, RESERVED_PROFILES, Context, Verdict, all_checks
+
+EXIT_CONFORMS, EXIT_DOES_NOT_CONFORM, EXIT_USAGE, EXIT_COULD_NOT_RUN = 0, 1, 2, 3
 
 _COLOURS = {Verdict.OK: "32", Verdict.FAILED: "31", Verdict.ERROR: "31", Verdict.UNEXPECTED_PASS: "31",
-            Verdict.NON_STRICT: "33", Verdict.WAIVED: "33", Verdict.INFORMATIONAL: "36", Verdict.UNIMPLEMENTED: "33"}
+            Verdict.NON_STRICT: "33", Verdict.WAIVED: "33", Verdict.INFORMATIONAL: "36", Verdict.UNIMPLEMENTED: "31",
+            Verdict.NOT_SELECTED: "90"}
 
 
 def _read_expected_failures(path: Path | None) -> set[str]:
@@ -74,24 +81,79 @@ def _dev_root_from_target(client: VaultClient) -> bytes:
     return response.json()["rootPem"].encode()
 
 
+def _profiles(values: list[str] | None) -> list[str]:
+    """--profile core --profile accounts, or --profile core,accounts; default: every defined profile."""
+    if not values:
+        return list(PROFILES)
+    chosen = [name.strip() for value in values for name in value.split(",") if name.strip()]
+    for name in chosen:
+        if name in RESERVED_PROFILES:
+            raise ValueError(f"profile {name!r} is reserved: the spec does not define its operations yet")
+        if name not in PROFILES:
+            raise ValueError(f"unknown profile {name!r} (known: {', '.join(PROFILES)})")
+    return list(dict.fromkeys(chosen))
+
+
+def _preflight(client: VaultClient) -> str | None:
+    """Why the run cannot take place at all (None when it can): unreachable, or not a Vault.
+
+    Only a target that answers neither endpoint of §2 with JSON is "not a Vault"; anything that
+    does is judged by the checks, so a broken Vault fails (exit 1) rather than escaping as 3.
+    """
+    answers = []
+    for path in ("/health", "/api/v1/enclave"):
+        try:
+            response = client.get(path)
+        except Exception as error:  # httpx transport errors, timeouts, bad URLs
+            return f"{client.base_url}{path} is unreachable ({type(error).__name__}: {error or 'no detail'})"
+        try:
+            response.json()
+            answers.append(True)
+        except ValueError:
+            answers.append(False)
+    if not any(answers):
+        return f"{client.base_url} is not a Vault: neither /health nor /api/v1/enclave answers JSON"
+    return None
+
+
 def cmd_list(args) -> int:
-    for check in runner.select(all_checks(), args.select):
-        print(f"{check.id:<40} §{check.section:<6} {check.level.value:<6} {check.requirement}")
+    try:
+        profiles = _profiles(args.profile)
+    except ValueError as error:
+        print(f"vault-harness: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    selected, _ = runner.plan(all_checks(), profiles, args.select)
+    for check in selected:
+        print(f"{check.id:<44} §{check.section:<6} {check.profile:<12} {check.level.value:<6} {check.requirement}")
     return 0
 
 
 def cmd_run(args) -> int:
     known = {c.id for c in all_checks()}
-    expected_failures = _read_expected_failures(args.expected_failures)
+    try:
+        profiles = _profiles(args.profile)
+        expected_failures = _read_expected_failures(args.expected_failures)
+    except (OSError, ValueError) as error:
+        print(f"vault-harness: {error}", file=sys.stderr)
+        return EXIT_USAGE
     unknown = expected_failures - known
     if unknown:
         print(f"unknown check ids in {args.expected_failures}: {', '.join(sorted(unknown))}", file=sys.stderr)
-        return 2
-    checks = runner.select(all_checks(), args.select)
+        return EXIT_USAGE
+    checks, not_selected = runner.plan(all_checks(), profiles, args.select)
     if not checks:
-        print("no check matches --select", file=sys.stderr)
-        return 2
-    client = VaultClient(args.target, timeout=args.timeout)
+        print("no check of the selected profiles matches --select", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        client = VaultClient(args.target, timeout=args.timeout)
+    except Exception as error:
+        print(f"vault-harness: bad --target {args.target!r}: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    cannot_run = _preflight(client)
+    if cannot_run:
+        print(f"vault-harness: could not run: {cannot_run}", file=sys.stderr)
+        client.close()
+        return EXIT_COULD_NOT_RUN
     options = {"examples": args.examples, "derandomize": args.seed is not None, "allow_debug": args.allow_debug}
     try:
         options["attestation_roots"] = [path.read_bytes() for path in args.attestation_root or []]
@@ -102,21 +164,35 @@ def cmd_run(args) -> int:
         options["expected_pcrs"] = expected or None
     except (OSError, ValueError) as error:
         print(f"vault-harness: {error}", file=sys.stderr)
-        return 2
+        client.close()
+        return EXIT_USAGE
     ctx = Context(args.target, client, options)
     colour = sys.stdout.isatty()
-    print(f"vault-harness: {len(checks)} checks against {args.target}")
+    print(f"vault-harness: {len(checks)} checks of profiles {', '.join(profiles)} against {args.target}")
     outcome = runner.run(checks, ctx, expected_failures=expected_failures, strict=args.strict,
-                         on_result=lambda r: _print_result(r, colour))
+                         on_result=lambda r: _print_result(r, colour), not_selected=not_selected,
+                         profiles=profiles)
     client.close()
     counts = ", ".join(f"{n} {v}" for v, n in sorted(outcome.counts().items()))
     print(f"{'PASSED' if outcome.passed() else 'FAILED'}: {counts}")
+    failing = outcome.failing()
+    if failing:
+        print("failing the run: " + ", ".join(f"{r.check.id} ({r.verdict.value})" for r in failing))
     if args.report_dir:
         args.report_dir.mkdir(parents=True, exist_ok=True)
         (args.report_dir / "report.json").write_text(json.dumps(report.to_json(outcome), indent=2))
         (args.report_dir / "junit.xml").write_bytes(report.to_junit(outcome))
         print(f"reports: {args.report_dir / 'report.json'}, {args.report_dir / 'junit.xml'}")
-    return 0 if outcome.passed() else 1
+    return EXIT_CONFORMS if outcome.passed() else EXIT_DOES_NOT_CONFORM
+
+
+def _delegate(module: str):
+    """Subcommands whose parser lives with their code (the KMS mock, the policy audit)."""
+    def run(args) -> int:
+        import importlib
+
+        return importlib.import_module(module).main(args.rest)
+    return run
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -125,10 +201,15 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     listing = sub.add_parser("list", help="list the checks")
     listing.add_argument("--select", action="append", help="glob over check ids (repeatable)")
+    listing.add_argument("--profile", action="append", help=f"profiles to list (default: all of {', '.join(PROFILES)})")
     listing.set_defaults(func=cmd_list)
     run = sub.add_parser("run", help="run the checks against a target")
     run.add_argument("--target", required=True, help="base URL of the Vault, e.g. http://127.0.0.1:8080")
-    run.add_argument("--select", action="append", help="glob over check ids (repeatable), e.g. 'e2e/*'")
+    run.add_argument("--profile", action="append",
+                     help=f"conformance profile(s) to require, repeatable or comma-separated (default: all of "
+                          f"{', '.join(PROFILES)}); every MUST of a selected profile is required")
+    run.add_argument("--select", action="append", help="glob over check ids (repeatable), e.g. 'e2e/*': narrows "
+                                                       "the selected profiles")
     run.add_argument("--strict", action="store_true", help="a failed SHOULD fails the run")
     run.add_argument("--expected-failures", type=Path, help="file of check ids expected to fail (one per line)")
     run.add_argument("--report-dir", type=Path, help="write report.json and junit.xml here")
@@ -145,6 +226,11 @@ def main(argv: list[str] | None = None) -> int:
                      help="an EIF file: its PCR0/1/2(/8), computed here, form an allowed set (repeatable)")
     run.add_argument("--allow-debug", action="store_true", help="accept debug-mode (all-zero PCR0) documents")
     run.set_defaults(func=cmd_run)
+    for name, module, text in (("audit-policy", "harness.kms.audit", "audit a KMS key policy against attested PCRs"),
+                               ("kms-serve", "harness.kms.server", "serve the mocked KMS (AWS JSON protocol)")):
+        delegated = sub.add_parser(name, help=text, add_help=False)
+        delegated.add_argument("rest", nargs=argparse.REMAINDER)
+        delegated.set_defaults(func=_delegate(module))
     args = parser.parse_args(argv)
     return args.func(args)
 

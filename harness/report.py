@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 from datetime import datetime, timezone
 from importlib import metadata
 
-from .runner import Run
+from .runner import Run, is_failing
 from .suites.registry import Verdict
 
 
@@ -30,6 +30,7 @@ def to_json(run: Run) -> dict:
         "generatedAt": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "harnessVersions": _versions(),
         "strict": run.strict,
+        "profiles": list(run.profiles),
         "passed": run.passed(),
         "counts": run.counts(),
         "facts": run.facts,
@@ -49,15 +50,13 @@ def to_junit(run: Run) -> bytes:
             ET.Element("property", name="verdict", value=result.verdict.value),
         ])
         detail = f"{result.message}\nexpected: {result.expected!r}\nactual: {result.actual!r}"
-        failing = result.verdict in (Verdict.FAILED, Verdict.UNEXPECTED_PASS) or (
-            run.strict and result.verdict is Verdict.NON_STRICT)
-        if failing:
-            failures += 1
-            ET.SubElement(case, "failure", message=result.message[:500]).text = detail
-        elif result.verdict is Verdict.ERROR:
+        if result.verdict is Verdict.ERROR:
             errors += 1
             ET.SubElement(case, "error", message=result.message[:500]).text = detail
-        elif result.verdict in (Verdict.WAIVED, Verdict.UNIMPLEMENTED, Verdict.NON_STRICT, Verdict.INFORMATIONAL):
+        elif is_failing(result, strict=run.strict):
+            failures += 1
+            ET.SubElement(case, "failure", message=result.message[:500]).text = detail
+        elif result.verdict is not Verdict.OK:
             skipped += 1
             ET.SubElement(case, "skipped", message=f"{result.verdict.value}: {result.message}"[:500])
     suite.set("failures", str(failures))

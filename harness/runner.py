@@ -33,6 +33,7 @@ class Result:
         return {
             "id": self.check.id,
             "section": self.check.section,
+            "profile": self.check.profile,
             "level": self.check.level.value,
             "requirement": self.check.requirement,
             "verdict": self.verdict.value,
@@ -55,7 +56,18 @@ def _jsonable(value):
     return repr(value)
 
 
-FAILING = {Verdict.FAILED, Verdict.ERROR, Verdict.UNEXPECTED_PASS}
+def is_failing(result: Result, *, strict: bool = False) -> bool:
+    """Whether this result fails the run (spec README, "Conformance levels and verdicts").
+
+    Within the selected profiles every MUST is required, so an UNIMPLEMENTED MUST fails; a SHOULD
+    (NON-STRICT, or UNIMPLEMENTED) fails only under ``--strict``; INFO never does.
+    """
+    verdict, level = result.verdict, result.check.level
+    if verdict in (Verdict.FAILED, Verdict.ERROR, Verdict.UNEXPECTED_PASS):
+        return True
+    if verdict is Verdict.UNIMPLEMENTED:
+        return level is Level.MUST or (strict and level is Level.SHOULD)
+    return strict and verdict is Verdict.NON_STRICT
 
 
 @dataclass
@@ -64,10 +76,13 @@ class Run:
     results: list[Result] = field(default_factory=list)
     facts: dict[str, Any] = field(default_factory=dict)
     strict: bool = False
+    profiles: tuple[str, ...] = ()
+
+    def failing(self) -> list[Result]:
+        return [r for r in self.results if is_failing(r, strict=self.strict)]
 
     def passed(self) -> bool:
-        bad = FAILING | ({Verdict.NON_STRICT} if self.strict else set())
-        return not any(r.verdict in bad for r in self.results)
+        return not self.failing()
 
     def counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -82,28 +97,52 @@ def select(checks: Iterable[Check], patterns: list[str] | None) -> list[Check]:
     return [c for c in checks if any(fnmatch.fnmatch(c.id, p) for p in patterns)]
 
 
+def plan(checks: Iterable[Check], profiles: Iterable[str], patterns: list[str] | None = None
+         ) -> tuple[list[Check], list[Check]]:
+    """Split checks into (to run, not selected): in one of ``profiles`` and matching ``patterns``.
+
+    Checks tagged ``final`` run after all others, since they judge what the whole run saw.
+    """
+    wanted = set(profiles)
+    chosen = {c.id for c in select([c for c in checks if c.profile in wanted], patterns)}
+    checks = list(checks)
+    to_run = [c for c in checks if c.id in chosen]
+    to_run.sort(key=lambda c: c.final)  # stable: registration order otherwise
+    return to_run, [c for c in checks if c.id not in chosen]
+
+
+# What each kind of outcome becomes at each level. INFO can only ever be INFORMATIONAL, whatever
+# the target does; SHOULD can never be FAILED.
+_VERDICTS = {
+    Level.MUST: {"held": Verdict.OK, "violated": Verdict.FAILED, "observed": Verdict.INFORMATIONAL,
+                 "unimplemented": Verdict.UNIMPLEMENTED, "crashed": Verdict.ERROR},
+    Level.SHOULD: {"held": Verdict.OK, "violated": Verdict.NON_STRICT, "observed": Verdict.INFORMATIONAL,
+                   "unimplemented": Verdict.UNIMPLEMENTED, "crashed": Verdict.ERROR},
+    Level.INFO: dict.fromkeys(("held", "violated", "observed", "unimplemented", "crashed"), Verdict.INFORMATIONAL),
+}
+
+
 def run_check(check: Check, ctx: Context) -> Result:
     started = time.perf_counter()
+    expected = actual = None
     try:
         check.func(ctx)
-        verdict, message, expected, actual = Verdict.OK, "", None, None
+        outcome, message = "held", ""
     except CheckFailed as failure:
-        verdict = Verdict.NON_STRICT if check.level is Level.SHOULD else Verdict.FAILED
-        if check.level is Level.INFO:
-            verdict = Verdict.INFORMATIONAL
-        message, expected, actual = failure.message, failure.expected, failure.actual
-    except Observation as seen:
-        verdict, message, expected, actual = Verdict.INFORMATIONAL, str(seen), None, None
-    except CheckUnimplemented as missing:
-        verdict, message, expected, actual = Verdict.UNIMPLEMENTED, str(missing), None, None
+        outcome, message, expected, actual = "violated", failure.message, failure.expected, failure.actual
     except ProtocolViolation as violation:
-        verdict, message, expected, actual = Verdict.FAILED, f"protocol violation: {violation}", None, None
+        outcome, message = "violated", f"protocol violation: {violation}"
+    except Observation as seen:
+        outcome, message = "observed", str(seen)
+    except CheckUnimplemented as missing:
+        outcome, message = "unimplemented", str(missing)
     except Exception as error:  # the target was unreachable, or the harness has a bug: say which
-        verdict = Verdict.ERROR
-        message = f"{type(error).__name__}: {error}"
-        expected, actual = None, traceback.format_exc(limit=3)
-    if check.level is Level.INFO and verdict is Verdict.OK:
-        verdict = Verdict.INFORMATIONAL
+        outcome, message = "crashed", f"{type(error).__name__}: {error}"
+        if check.level is Level.INFO:
+            message = f"could not observe: {message}"
+        else:
+            actual = traceback.format_exc(limit=3)
+    verdict = _VERDICTS[check.level][outcome]
     return Result(check, verdict, message, expected, actual, time.perf_counter() - started)
 
 
@@ -120,13 +159,15 @@ def apply_waivers(results: list[Result], expected_failures: set[str]) -> None:
 
 
 def run(checks: list[Check], ctx: Context, *, expected_failures: set[str] = frozenset(), strict: bool = False,
-        on_result=None) -> Run:
-    outcome = Run(ctx.target, strict=strict)
-    for check in checks:
+        on_result=None, not_selected: Iterable[Check] = (), profiles: Iterable[str] = ()) -> Run:
+    outcome = Run(ctx.target, strict=strict, profiles=tuple(profiles))
+    for check in sorted(checks, key=lambda c: c.final):
         result = run_check(check, ctx)
         apply_waivers([result], set(expected_failures))
         outcome.results.append(result)
         if on_result:
             on_result(result)
+    outcome.results += [Result(check, Verdict.NOT_SELECTED, "outside the selected profiles or --select")
+                        for check in not_selected]
     outcome.facts = {k: v for k, v in ctx.facts.items() if not k.startswith("_")}
     return outcome

@@ -7,6 +7,9 @@ raises :class:`CheckFailed` (with expected and actual values) when it does not.
 
 Verdicts follow Autobahn's vocabulary: a failed MUST is ``FAILED``, a failed SHOULD is
 ``NON-STRICT``, an ``INFO`` check reports an observation (``INFORMATIONAL``) and never fails a run.
+
+Every check also belongs to one conformance **profile** (spec §1.4), derived from its area: a run
+selects profiles, and within them every MUST is required.
 """
 
 from __future__ import annotations
@@ -32,6 +35,28 @@ class Verdict(str, enum.Enum):
     ERROR = "ERROR"  # the check itself could not run (target unreachable, harness bug)
     WAIVED = "WAIVED"  # failed, and listed as an expected failure
     UNEXPECTED_PASS = "UNEXPECTED-PASS"  # listed as expected failure, yet passed: fails the run
+    NOT_SELECTED = "NOT-SELECTED"  # outside the run's profiles or --select: not run, never OK
+
+
+# Conformance profiles (spec §1.4): the ones the spec defines today, in the order reports list them.
+PROFILES: dict[str, str] = {
+    "core": "endpoints, the envelope, errors, ping, per-request forward secrecy",
+    "accounts": "service accounts: create, authenticate, get, rotate",
+    "attestation": "attestation documents on request, plain and through the envelope",
+    "kms": "the master key's KMS policy, provable through the envelope",
+}
+# Profiles reserved for operations the spec does not define yet: selecting one is bad usage.
+RESERVED_PROFILES = ("eoa", "tokens", "solana")
+
+AREA_PROFILES: dict[str, str] = {
+    "e2e": "core",
+    "errors": "core",
+    "envelope": "core",
+    "security": "core",
+    "service-account": "accounts",
+    "attestation": "attestation",
+    "kms": "kms",
+}
 
 
 class CheckFailed(Exception):
@@ -60,10 +85,20 @@ class Check:
     requirement: str
     func: Callable[["Context"], Any] = field(compare=False, repr=False)
     tags: frozenset[str] = frozenset()
+    profile: str = ""  # filled from the area when empty
+
+    def __post_init__(self):
+        if not self.profile:
+            object.__setattr__(self, "profile", AREA_PROFILES.get(self.area, ""))
 
     @property
     def area(self) -> str:
         return self.id.split("/", 1)[0]
+
+    @property
+    def final(self) -> bool:
+        """Checks tagged ``final`` run after all others (they judge what the whole run saw)."""
+        return "final" in self.tags
 
 
 _ID = re.compile(r"^[a-z0-9-]+/[a-z0-9-]+$")
@@ -71,17 +106,21 @@ _SECTION = re.compile(r"^\d+(\.\d+)*$")
 _REGISTRY: dict[str, Check] = {}
 
 
-def check(id: str, *, section: str, level: Level, requirement: str, tags: tuple[str, ...] = ()):
+def check(id: str, *, section: str, level: Level, requirement: str, tags: tuple[str, ...] = (),
+          profile: str | None = None):
     """Register the decorated function as a conformance check."""
     if not _ID.match(id):
         raise ValueError(f"check id {id!r} must look like 'area/short-name'")
     if not _SECTION.match(section):
         raise ValueError(f"check {id}: section {section!r} must be a number like '3.4'")
+    profile = profile or AREA_PROFILES.get(id.split("/", 1)[0])
+    if profile not in PROFILES:
+        raise ValueError(f"check {id}: no conformance profile for it (area not in AREA_PROFILES, or {profile!r} unknown)")
 
     def register(func: Callable[["Context"], Any]) -> Callable[["Context"], Any]:
         if id in _REGISTRY:
             raise ValueError(f"duplicate check id {id}")
-        _REGISTRY[id] = Check(id, section, level, requirement, func, frozenset(tags))
+        _REGISTRY[id] = Check(id, section, level, requirement, func, frozenset(tags), profile)
         return func
 
     return register
