@@ -93,6 +93,9 @@ class Decision:
     statement: str | int | None  # Sid or index of the deciding statement; None for implicit deny
     reason: str
     explicit_deny: bool = False
+    #: Statements whose principal and action matched but that did not apply (resource or
+    #: condition), with why: on an implicit deny these name what nearly allowed the request.
+    near_misses: tuple[tuple[str | int, str], ...] = ()
 
 
 # --- parsing -------------------------------------------------------------------------------------
@@ -355,13 +358,17 @@ def evaluate(policy: Policy | str | bytes, request: Request) -> Decision:
     if not isinstance(policy, Policy):
         policy = parse_policy(policy)
     allow: Statement | None = None
+    near: list[tuple[str | int, str]] = []
     for st in policy.statements:
-        applies, _ = _statement_applies(st, request)
+        applies, why = _statement_applies(st, request)
         if not applies:
+            if why.startswith(("condition", "resource")):
+                near.append((st.label, why))
             continue
         if st.effect == "Deny":
             return Decision(False, st.label, f"explicit deny in statement {st.label!r}", explicit_deny=True)
         allow = allow or st
     if allow is not None:
         return Decision(True, allow.label, f"allowed by statement {allow.label!r}")
-    return Decision(False, None, "no statement allows the request (implicit deny)")
+    detail = "".join(f"; statement {label!r} did not apply: {why}" for label, why in near)
+    return Decision(False, None, f"no statement allows the request (implicit deny){detail}", near_misses=tuple(near))
