@@ -222,7 +222,7 @@ function issueSecrets(account) {
 }
 
 function ping(options) {
-  const message = own(options, "message") ?? "";
+  const message = Object.hasOwn(options, "message") ? options.message : ""; // null is not a string
   if (typeof message !== "string") throw new Refusal("invalid_input", "options.message must be a string");
   return { timestamp: Date.now(), pong: message };
 }
