@@ -1,5 +1,10 @@
 """A Vault client for the harness: speaks the envelope over HTTP and keeps every secret it used,
-so checks can reason about forward secrecy, tampering and freshness."""
+so checks can reason about forward secrecy, tampering and freshness.
+
+Every HTTP answer the client receives, whichever check asked and whatever its status, is kept
+in :attr:`VaultClient.answers` (an :class:`Answer` each, with the request that got it). Checks
+tagged ``final`` judge that record once all others have run: freshness of every reply key and
+nonce (spec §3.4), exact shapes (§3.1, §4.1, §4.2) and the contents of every error (§4.4)."""
 
 from __future__ import annotations
 
@@ -13,6 +18,9 @@ import httpx
 from . import envelope
 
 ENVELOPE_PATH = "/api/v1/enclave"
+# Request bodies are kept up to this size for the record (enough for every hex member of a
+# well-formed envelope; the 16 MiB probes need not be kept whole).
+RECORD_BODY_BYTES = 1 << 16
 
 
 class ProtocolViolation(Exception):
@@ -47,16 +55,74 @@ class Exchange:
 
 
 @dataclass
+class Answer:
+    """One HTTP answer the harness received, with what it sent; filled in further when opened."""
+
+    method: str
+    path: str
+    request_body: bytes  # at most RECORD_BODY_BYTES
+    status: int
+    content_type: str
+    body: bytes
+    json: Any = None  # the parsed body, when it is JSON
+    request_envelope: envelope.Envelope | None = None  # when the request was a well-formed envelope
+    response_envelope: envelope.Envelope | None = None  # when the answer was a well-formed envelope
+    # Set by read_reply once the harness opened the answer with the request's secret:
+    client_secret: bytes | None = None
+    request_plaintext: bytes | None = None
+    reply: Any = None
+
+    @property
+    def unencrypted_error(self) -> dict | None:
+        if isinstance(self.json, dict) and "error" in self.json and "ciphertext" not in self.json:
+            return self.json
+        return None
+
+
+def _lenient_envelope(data: bytes) -> envelope.Envelope | None:
+    try:
+        return envelope.Envelope.from_json(json.loads(data))
+    except (ValueError, envelope.EnvelopeError, RecursionError):
+        return None
+
+
+@dataclass
 class VaultClient:
     base_url: str
     timeout: float = 10.0
     random_bytes: Callable[[int], bytes] = os.urandom
     _http: httpx.Client = field(init=False, repr=False)
     _public_key: bytes | None = field(default=None, init=False, repr=False)
+    answers: list[Answer] = field(default_factory=list, init=False, repr=False)
+    # Every ephemeral secret the client sealed with, by its public key: lets the final checks
+    # recompute the keys of any request in the record and look for them in error messages.
+    secrets: dict[bytes, bytes] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self):
         self.base_url = self.base_url.rstrip("/")
-        self._http = httpx.Client(base_url=self.base_url, timeout=self.timeout)
+        self._http = httpx.Client(base_url=self.base_url, timeout=self.timeout,
+                                  event_hooks={"response": [self._record]})
+
+    def _record(self, response: httpx.Response) -> None:
+        """Keep every answer, whichever check made the request (see the module docstring)."""
+        response.read()
+        request = response.request
+        try:
+            sent = bytes(request.content)[:RECORD_BODY_BYTES]
+        except httpx.RequestNotRead:  # a streamed request body: nothing to keep
+            sent = b""
+        answer = Answer(request.method, request.url.path, sent, response.status_code,
+                        response.headers.get("content-type", ""), response.content)
+        try:
+            answer.json = json.loads(response.content)
+        except (ValueError, RecursionError):
+            pass
+        if request.method == "POST":
+            answer.request_envelope = _lenient_envelope(sent)
+        if isinstance(answer.json, dict) and "ciphertext" in answer.json:
+            answer.response_envelope = _lenient_envelope(response.content)
+        self.answers.append(answer)
+        response.extensions["vault_answer"] = answer
 
     def close(self) -> None:
         self._http.close()
@@ -91,6 +157,7 @@ class VaultClient:
             ephemeral_secret=secret,
             nonce=nonce or self.random_bytes(envelope.NONCE_BYTES),
         )
+        self.secrets[sealed.ephemeral_public_key] = secret
         return secret, sealed
 
     def exchange(self, plaintext: bytes, *, path: str = ENVELOPE_PATH, client_secret: bytes | None = None) -> Exchange:
@@ -100,6 +167,9 @@ class VaultClient:
 
     def read_reply(self, plaintext: bytes, secret: bytes, sealed: envelope.Envelope, response: httpx.Response) -> Exchange:
         exchange = Exchange(plaintext, secret, sealed, response.status_code, response.content)
+        answer = response.extensions.get("vault_answer")
+        if answer is not None:
+            answer.client_secret, answer.request_plaintext = secret, plaintext
         try:
             body = json.loads(response.content)
         except ValueError:
@@ -111,6 +181,8 @@ class VaultClient:
             exchange.response = envelope.Envelope.from_json(body)
             opened = envelope.open_envelope(exchange.response, secret)
             exchange.reply = json.loads(opened)
+            if answer is not None:
+                answer.reply = exchange.reply
         except envelope.EnvelopeError as error:
             raise ProtocolViolation(f"response envelope rejected: {error}") from None
         except ValueError:

@@ -87,6 +87,35 @@ def public_key(secret: bytes) -> bytes:
     return X25519PrivateKey.from_private_bytes(secret).public_key().public_bytes_raw()
 
 
+def shared_secret(secret: bytes, peer_public: bytes) -> bytes:
+    """Raw X25519, refusing an all-zero result (spec §3.6)."""
+    try:
+        return X25519PrivateKey.from_private_bytes(secret).exchange(X25519PublicKey.from_public_bytes(peer_public))
+    except ValueError:
+        raise EnvelopeError(ErrorCode.LOW_ORDER_PUBLIC_KEY, "shared secret is all zero") from None
+
+
+def hkdf(shared: bytes, *, info: bytes = HKDF_INFO, salt: bytes | None = None) -> bytes:
+    """The envelope's KDF (spec §3.2 step 3); ``info`` and ``salt`` vary only to forge on purpose."""
+    return HKDF(hashes.SHA256(), KEY_BYTES, salt, info).derive(shared)
+
+
+# The key a Vault that skips the low-order check derives for every low-order peer key: X25519
+# gives 32 zero bytes, and HKDF runs on them (spec §3.6). Anyone can compute it.
+LOW_ORDER_KEY = hkdf(bytes(KEY_BYTES))
+
+
+def encrypt(key: bytes, nonce: bytes, plaintext: bytes, aad: bytes | None = None) -> bytes:
+    return sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(plaintext, aad, nonce, key)
+
+
+def decrypt(key: bytes, nonce: bytes, ciphertext: bytes) -> bytes:
+    try:
+        return sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(ciphertext, None, nonce, key)
+    except nacl.exceptions.CryptoError:
+        raise EnvelopeError(ErrorCode.DECRYPTION_FAILED, "ciphertext failed authentication") from None
+
+
 def derive_key(secret: bytes, peer_public: bytes) -> bytes:
     """X25519 then HKDF; an all-zero shared secret (low-order peer) is an error."""
     try:
