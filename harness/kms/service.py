@@ -271,7 +271,7 @@ class MockKms:
                               expect=Expectations(allow_debug=True, max_age=self.config.max_document_age))
         except AttestationError as err:
             record.attestation_verified = False
-            record.attestation_error = f"{err.code.value}: {err}"
+            record.attestation_error = str(err)  # "[code] message"
             raise KmsError("ValidationException", f"The attestation document is not valid: {err}") from None
         record.attestation_verified = True
         spki = verified.public_key

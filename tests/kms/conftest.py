@@ -44,13 +44,14 @@ class Enclave:
         self.key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
         self.spki = self.key.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
 
-    def document(self, pcr0: bytes = GOOD_PCR0, *, public_key: bytes | None = None, at: dt.datetime = NOW,
+    def document(self, pcr0: bytes = GOOD_PCR0, *, public_key: bytes | None | str = "mine", at: dt.datetime = NOW,
                  extra_pcrs: dict[int, bytes] | None = None) -> bytes:
+        """A signed document; ``public_key="mine"`` carries this enclave's SPKI, ``None`` none."""
         payload = AttestationPayload(
             module_id="i-0123456789abcdef0-enc0123456789abcd", digest="SHA384",
             timestamp=int(at.timestamp() * 1000), pcrs={0: pcr0, 1: PCR1, **(extra_pcrs or {})},
             certificate=self.pki.leaf_der, cabundle=tuple(self.pki.cabundle),
-            public_key=self.spki if public_key is None else public_key, nonce=os.urandom(16))
+            public_key=self.spki if public_key == "mine" else public_key, nonce=os.urandom(16))
         return sign_payload(encode_payload(payload), self.pki.leaf_key)
 
     def recipient(self, **kw) -> dict:
@@ -68,7 +69,7 @@ def enclave(pki) -> Enclave:
 
 
 def make_kms(pki: TestPki, state_dir=None, **kw) -> MockKms:
-    config = KmsConfig(attestation_roots=[pki.root_pem], clock=lambda: NOW, principals=PRINCIPALS, **kw)
+    config = KmsConfig(**{"attestation_roots": [pki.root_pem], "clock": lambda: NOW, "principals": PRINCIPALS, **kw})
     store = StateStore(state_dir) if state_dir is not None else None
     return MockKms(config, state=store)
 
