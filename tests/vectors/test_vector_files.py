@@ -26,6 +26,7 @@ EXPECTED = {
     "hchacha20_draft03": "test_xchacha20_poly1305.py",
     "envelope_kat": "test_envelope_kat.py",
     "envelope_invalid": "test_envelope_invalid.py",
+    "kms_policy_audit": "../kms/test_audit.py",
 }
 
 
