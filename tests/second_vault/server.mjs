@@ -379,7 +379,10 @@ function main() {
     }
   });
   server.listen(port, host, () => console.log(`listening http://${host}:${server.address().port}`));
-  const stop = () => server.close(() => process.exit(0));
+  const stop = () => {
+    server.close(() => process.exit(0));
+    server.closeAllConnections(); // keep-alive sockets would otherwise hold the exit for seconds
+  };
   process.on("SIGTERM", stop);
   process.on("SIGINT", stop);
 }
