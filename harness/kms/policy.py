@@ -23,7 +23,6 @@ Semantics implemented (the AWS IAM policy evaluation logic, restricted to one re
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import re
 from collections.abc import Mapping, Sequence
