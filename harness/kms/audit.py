@@ -83,6 +83,7 @@ class FindingCode(str, enum.Enum):
     PRINCIPAL_WILDCARD = "principal-wildcard"  # Allow to Principal "*": any account running the image
     INEFFECTIVE_DENY = "ineffective-deny"  # a Deny on attestation keys that stops neither probe
     NO_ATTESTED_ACCESS = "no-attested-access"  # the attested enclave itself cannot Decrypt
+    DEBUG_MEASUREMENT = "debug-measurement"  # pinned to all-zero PCRs: every debug-mode enclave matches
 
 
 @dataclass(frozen=True)
@@ -321,6 +322,9 @@ def _audit_values(st: Statement, conditions, pcrs: Mapping[int, str], add) -> No
         else:  # KMS gives lowercase hex; case-sensitive operators must match it exactly
             matching = [v for v in cond.values if v == want]
         others = [v for v in cond.values if v not in matching]
+        if matching and set(want) == {"0"}:
+            add(FindingCode.DEBUG_MEASUREMENT, st, f"{cond.operator} on {cond.key} pins an all-zero value: a debug-mode "
+                "enclave reports zero PCRs whatever its image, so every debug enclave passes")
         if not matching:
             add(FindingCode.PCR_VALUE_MISMATCH, st, f"{cond.operator} on {cond.key} wants "
                 f"{', '.join(cond.values)}; the attested PCR{index} is {want}")
