@@ -248,10 +248,10 @@ def audit_policy(policy_text: str | bytes, *, attested_pcrs: Mapping, enclave_pr
             findings.append(Finding(code, None if st is None else st.index, None if st is None else st.sid, message))
 
     attested = attestation_context(pcrs)
-    if 0 in pcrs:
-        wrong_image = {**attested, f"kms:RecipientAttestation:PCR0": _altered(pcrs[0]), _IMAGE_KEY: _altered(pcrs[0])}
-    else:
-        wrong_image = None
+    # Another image: the attested PCRs with PCR0 (and ImageSha384, its alias) changed; without an
+    # attested PCR0, any PCR0 at all is "another image".
+    other_pcr0 = _altered(pcrs[0]) if 0 in pcrs else "5a" * 48
+    wrong_image = {**attested, "kms:RecipientAttestation:PCR0": other_pcr0, _IMAGE_KEY: other_pcr0}
 
     def single(st: Statement) -> Policy:
         return replace(policy, statements=(st,))
@@ -291,7 +291,7 @@ def audit_policy(policy_text: str | bytes, *, attested_pcrs: Mapping, enclave_pr
     else:
         enclave = list(dict.fromkeys(inferred or fallback))
     _audit_bypass(policy, single, enclave, add)
-    _audit_denies(policy, single, enclave, attested, wrong_image, add)
+    _audit_denies(policy, single, enclave, wrong_image, add)
     _audit_attested_access(policy, enclave, attested, add)
     return findings
 
@@ -304,10 +304,8 @@ def _audit_values(st: Statement, conditions, pcrs: Mapping[int, str], add) -> No
             add(FindingCode.UNKNOWN_ATTESTATION_KEY, st, f"{cond.key} is not a KMS attestation condition key "
                 "(ImageSha384 or PCR0..PCR31); KMS never sets it")
             continue
-        if cond.base in _NEGATED or cond.base not in _POSITIVE_STRING | {"Null"}:
-            continue  # negated and other operators are judged by the probes
-        if cond.base == "Null":
-            continue
+        if cond.base not in _POSITIVE_STRING:
+            continue  # negated, Null and other operators are judged by the probes
         if index not in pcrs:
             add(FindingCode.PCR_NOT_ATTESTED, st, f"{cond.operator} on {cond.key}: PCR{index} is not among the "
                 f"attested PCRs ({', '.join(f'PCR{i}' for i in sorted(pcrs))})")
@@ -352,8 +350,6 @@ def _probe_release(policy, st, alone, action, released, principal, att_condition
         else:
             add(FindingCode.UNATTESTED_ALLOW, st, f"{actions} allowed to {who} with no attestation condition")
         return
-    if wrong_image is None:
-        return
     other = Request(principal, action, _KEY_ARN, wrong_image)
     if evaluate(alone, other).allowed and evaluate(policy, other).allowed:
         causes = _causes(att_conditions, missing=False)
@@ -395,7 +391,7 @@ def _audit_bypass(policy: Policy, single, enclave: list[str], add) -> None:
                 break
 
 
-def _audit_denies(policy: Policy, single, enclave: list[str], attested, wrong_image, add) -> None:
+def _audit_denies(policy: Policy, single, enclave: list[str], wrong_image, add) -> None:
     """A Deny on attestation keys must stop an unattested call or another image's call."""
     callers = [*enclave, _STRANGER]
     for st in policy.statements:
@@ -404,7 +400,7 @@ def _audit_denies(policy: Policy, single, enclave: list[str], attested, wrong_im
         actions = [a for a in RELEASE_ACTIONS if _covers(st, a)]
         if not actions:
             continue
-        contexts = [{}] + ([wrong_image] if wrong_image is not None else [])
+        contexts = [{}, wrong_image]
         stops = any(evaluate(single(st), Request(c, a, _KEY_ARN, ctx)).explicit_deny
                     for c in callers for a in actions for ctx in contexts)
         if not stops:

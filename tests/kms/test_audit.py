@@ -171,3 +171,13 @@ def test_cli_exit_2_bad_usage_one_line_no_traceback(files):
         assert "Traceback" not in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
         assert result.stdout == ""
+
+
+def test_without_an_attested_pcr0_the_image_is_still_required():
+    signer = hashlib.sha384(b"signer").hexdigest()
+    policy = json.loads(LOCKED)
+    policy["Statement"][1]["Condition"] = {"StringEqualsIgnoreCase": {"kms:RecipientAttestation:PCR8": signer}}
+    codes = {f.code for f in audit_policy(json.dumps(policy), attested_pcrs={8: signer})}
+    assert codes == {FindingCode.IMAGE_NOT_PINNED}  # a PCR8 pin admits every image that key signs
+    codes = {f.code for f in audit_policy(LOCKED, attested_pcrs={8: signer})}
+    assert codes == {FindingCode.PCR_NOT_ATTESTED, FindingCode.NO_ATTESTED_ACCESS}
