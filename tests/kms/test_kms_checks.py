@@ -93,3 +93,15 @@ def test_user_data_commitment_is_the_documented_one():
     expected = hashlib.sha384(b"vault-reference/key-policy/v1\x00" + arn.encode() + b"\x00"
                               + hashlib.sha384(policy.encode()).digest()).digest()
     assert kms.key_policy_user_data(arn, policy) == expected and len(expected) == 48
+
+
+@pytest.mark.parametrize("mode, status", [("good", 0), ("hole", 1), ("unknown", 1)])
+def test_a_kms_profile_run_gates_on_the_checks(mode, status, tmp_path, capsys):
+    from harness import cli
+
+    with FakeVault(mode) as vault:
+        root = tmp_path / "root.pem"
+        root.write_bytes(vault.pki.root_pem)
+        assert cli.main(["run", "--target", vault.url, "--profile", "kms", "--attestation-root", str(root)]) == status
+    out = capsys.readouterr().out
+    assert all(name in out for name in CHECKS)
