@@ -186,13 +186,11 @@ def cmd_run(args) -> int:
     return EXIT_CONFORMS if outcome.passed() else EXIT_DOES_NOT_CONFORM
 
 
-def _delegate(module: str):
-    """Subcommands whose parser lives with their code (the KMS mock, the policy audit)."""
-    def run(args) -> int:
-        import importlib
-
-        return importlib.import_module(module).main(args.rest)
-    return run
+# Subcommands whose parser lives with their code: every argument after the name goes to it.
+DELEGATED = {
+    "audit-policy": ("harness.kms.audit", "audit a KMS key policy against attested PCRs"),
+    "kms-serve": ("harness.kms.server", "serve the mocked KMS (AWS JSON protocol)"),
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -226,11 +224,13 @@ def main(argv: list[str] | None = None) -> int:
                      help="an EIF file: its PCR0/1/2(/8), computed here, form an allowed set (repeatable)")
     run.add_argument("--allow-debug", action="store_true", help="accept debug-mode (all-zero PCR0) documents")
     run.set_defaults(func=cmd_run)
-    for name, module, text in (("audit-policy", "harness.kms.audit", "audit a KMS key policy against attested PCRs"),
-                               ("kms-serve", "harness.kms.server", "serve the mocked KMS (AWS JSON protocol)")):
-        delegated = sub.add_parser(name, help=text, add_help=False)
-        delegated.add_argument("rest", nargs=argparse.REMAINDER)
-        delegated.set_defaults(func=_delegate(module))
+    for name, (_, text) in DELEGATED.items():
+        sub.add_parser(name, help=f"{text} (see `vault-harness {name} --help`)", add_help=False)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in DELEGATED:
+        import importlib
+
+        return importlib.import_module(DELEGATED[argv[0]][0]).main(argv[1:])
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -80,3 +80,11 @@ def test_a_vault_that_implements_nothing_fails_and_names_the_unimplemented_musts
     core = verdicts(core_report)
     assert core["e2e/round-trip"] == "NOT-SELECTED" and core["service-account/create"] == "UNIMPLEMENTED"
     assert core_report["profiles"] == ["accounts"]
+
+
+def test_audit_policy_is_a_subcommand_of_vault_harness(tmp_path, capsys):
+    policy = tmp_path / "policy.json"
+    policy.write_text('{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": "*", '
+                      '"Action": "kms:*", "Resource": "*"}]}')
+    assert cli.main(["audit-policy", str(policy), "--pcr", "0=" + "ab" * 48]) == 1
+    assert "principal-wildcard" in capsys.readouterr().out
