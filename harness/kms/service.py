@@ -235,20 +235,29 @@ class MockKms:
         return f"arn:aws:kms:{self.config.region}:{self.config.account}:{kind}{key_ref}"
 
     def _key_of(self, operation: str, params: dict) -> str | None:
+        if operation == "Decrypt":
+            # The key is the one the ciphertext names; a KeyId, if given, must be that key
+            # (otherwise the policy of one key would authorize decrypting under another).
+            blob_key = self._ciphertext_key(params)
+            if "KeyId" in params and self._key_arn(params["KeyId"]) != blob_key:
+                raise KmsError("IncorrectKeyException",
+                               "The key ID in the request does not identify a CMK that can perform this operation.")
+            return blob_key
         if "KeyId" in params:
             return self._key_arn(params["KeyId"])
-        if operation == "Decrypt":
-            blob = _unb64(params.get("CiphertextBlob"), "CiphertextBlob")
-            if len(blob) <= HEADER_LEN:
-                raise KmsError("InvalidCiphertextException", "")
-            try:
-                key_id = _deserialize_ciphertext_blob(blob).key_id
-            except Exception:  # noqa: BLE001 - any failure means the blob is not ours
-                raise KmsError("InvalidCiphertextException", "") from None
-            if key_id not in self.backend.keys:
-                raise KmsError("InvalidCiphertextException", "")
-            return self.backend.keys[key_id].arn
         return None
+
+    def _ciphertext_key(self, params: dict) -> str:
+        blob = _unb64(params.get("CiphertextBlob"), "CiphertextBlob")
+        if len(blob) <= HEADER_LEN:
+            raise KmsError("InvalidCiphertextException", "")
+        try:
+            key_id = _deserialize_ciphertext_blob(blob).key_id
+        except Exception:  # noqa: BLE001 - any failure means the blob is not ours
+            raise KmsError("InvalidCiphertextException", "") from None
+        if key_id not in self.backend.keys:
+            raise KmsError("InvalidCiphertextException", "")
+        return self.backend.keys[key_id].arn
 
     def _recipient(self, value: Any, record: AuditRecord) -> _Recipient:
         record.recipient = True

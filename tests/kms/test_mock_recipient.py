@@ -296,3 +296,17 @@ def test_disabled_key_refuses_crypto(server, enclave):
 def test_bad_requests_are_typed_400s(kms, target, body, code):
     status, headers, out = kms.handle(target, body, {})
     assert status == 400 and json.loads(out)["__type"] == code == headers["x-amzn-ErrorType"]
+
+
+def test_decrypt_is_authorized_by_the_key_the_ciphertext_names(server, enclave, locked_key):
+    # An open key must not lend its policy to a ciphertext of the locked key.
+    admin = boto_client(server.url, "AKIAADMIN")
+    open_key = admin.create_key()["KeyMetadata"]["KeyId"]  # default policy: the whole account, kms:*
+    enc = boto_client(server.url)
+    blob = enc.generate_data_key(KeyId=locked_key, KeySpec="AES_256", Recipient=enclave.recipient())["CiphertextBlob"]
+    with pytest.raises(ClientError) as e:
+        enc.decrypt(CiphertextBlob=blob, KeyId=open_key)
+    assert _code(e.value) == "IncorrectKeyException"
+    with pytest.raises(ClientError) as e:
+        enc.decrypt(CiphertextBlob=blob)
+    assert _code(e.value) == "AccessDeniedException"
