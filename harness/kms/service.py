@@ -14,7 +14,10 @@ configured root at the injected clock's time, RSA SPKI >= 2048 bits); the reques
 with a Recipient answer ``CiphertextForRecipient`` and never ``Plaintext``. Every call, allowed,
 denied or failed, appends one record to the audit log.
 
-Authorization covers key-scoped operations only (those naming a key). Operations with no key
+Authorization covers key-scoped operations only: those naming a key by ``KeyId``, alias operations
+(by their target key), and ``Decrypt``/``ReEncrypt`` by the key their ciphertext names
+(``ReEncrypt`` needs ``kms:ReEncryptFrom`` on it and ``kms:ReEncryptTo`` on the destination).
+Grants are stored by moto but never authorize anything (stricter than AWS). Operations with no key
 (``CreateKey``, ``ListKeys``, ``ListAliases``, ``GenerateRandom``) are governed by IAM in AWS;
 the mock has no IAM and allows them. Request signatures are not verified: the access key id only
 selects the caller's principal.
@@ -234,18 +237,27 @@ class MockKms:
         kind = "" if key_ref.startswith("alias/") else "key/"
         return f"arn:aws:kms:{self.config.region}:{self.config.account}:{kind}{key_ref}"
 
-    def _key_of(self, operation: str, params: dict) -> str | None:
-        if operation == "Decrypt":
-            # The key is the one the ciphertext names; a KeyId, if given, must be that key
-            # (otherwise the policy of one key would authorize decrypting under another).
+    def _checks(self, operation: str, params: dict) -> list[tuple[str, str]]:
+        """The (action, key ARN) pairs a request needs allowed, each by that key's policy."""
+        if operation in ("Decrypt", "ReEncrypt"):
+            # The source key is the one the ciphertext names; a KeyId/SourceKeyId, if given, must
+            # be that key (otherwise one key's policy would authorize decrypting under another).
             blob_key = self._ciphertext_key(params)
-            if "KeyId" in params and self._key_arn(params["KeyId"]) != blob_key:
+            named = params.get("KeyId" if operation == "Decrypt" else "SourceKeyId")
+            if named is not None and self._key_arn(named) != blob_key:
                 raise KmsError("IncorrectKeyException",
                                "The key ID in the request does not identify a CMK that can perform this operation.")
-            return blob_key
+            if operation == "Decrypt":
+                return [("kms:Decrypt", blob_key)]
+            return [("kms:ReEncryptFrom", blob_key),
+                    ("kms:ReEncryptTo", self._key_arn(params.get("DestinationKeyId")))]
+        if operation in ("CreateAlias", "UpdateAlias"):
+            return [(f"kms:{operation}", self._key_arn(params.get("TargetKeyId")))]
+        if operation == "DeleteAlias" and isinstance(params.get("AliasName"), str):
+            return [("kms:DeleteAlias", self._key_arn(params["AliasName"]))]
         if "KeyId" in params:
-            return self._key_arn(params["KeyId"])
-        return None
+            return [(f"kms:{operation}", self._key_arn(params["KeyId"]))]
+        return []
 
     def _ciphertext_key(self, params: dict) -> str:
         blob = _unb64(params.get("CiphertextBlob"), "CiphertextBlob")
@@ -317,33 +329,35 @@ class MockKms:
     def _call(self, operation: str, params: dict, record: AuditRecord) -> dict:
         principal = self._principal(record.access_key_id)
         record.principal = principal
-        key_arn = self._key_of(operation, params)
+        checks = self._checks(operation, params)
+        key_arn = checks[0][1] if checks else None
         record.key_arn = key_arn
         recipient = None
         if "Recipient" in params:
             if operation not in _RECIPIENT_OPS:
                 raise KmsError("ValidationException", f"{operation} does not take a Recipient")
             recipient = self._recipient(params.pop("Recipient"), record)
-        action = f"kms:{operation}"
-        if key_arn is not None:
-            key = self.backend.keys[key_arn.rsplit("/", 1)[1]]
-            decision = evaluate(parse_policy(key.policy), Request(principal, action, key_arn,
-                                                                 self._context(principal, params, recipient)))
-            record.statement, record.reason = decision.statement, decision.reason
-            if not decision.allowed:
-                record.decision = "deny"
-                record.near_misses = [list(m) for m in decision.near_misses] or None
-                why = ("with an explicit deny in a resource-based policy" if decision.explicit_deny
-                       else f"because no resource-based policy allows the {action} action")
-                raise KmsError("AccessDeniedException",
-                               f"User: {principal} is not authorized to perform: {action} on resource: {key_arn} {why}")
-            record.decision = "allow"
-        else:
+        for action, arn in checks:
+            self._authorize(principal, action, arn, self._context(principal, params, recipient), record)
+        if not checks:
             record.reason = "operation names no key; the mock has no IAM and allows it"
         handler = getattr(self, f"_op_{operation}", None)
         if handler is not None:
             return handler(params, key_arn, recipient)
         return self._moto_call(operation, params)
+
+    def _authorize(self, principal: str, action: str, key_arn: str, context: dict, record: AuditRecord) -> None:
+        key = self.backend.keys[key_arn.rsplit("/", 1)[1]]
+        decision = evaluate(parse_policy(key.policy), Request(principal, action, key_arn, context))
+        record.statement, record.reason = decision.statement, decision.reason
+        if not decision.allowed:
+            record.decision = "deny"
+            record.near_misses = [list(m) for m in decision.near_misses] or None
+            why = ("with an explicit deny in a resource-based policy" if decision.explicit_deny
+                   else f"because no resource-based policy allows the {action} action")
+            raise KmsError("AccessDeniedException",
+                           f"User: {principal} is not authorized to perform: {action} on resource: {key_arn} {why}")
+        record.decision = "allow"
 
     def _moto_call(self, operation: str, params: dict) -> dict:
         try:

@@ -310,3 +310,32 @@ def test_decrypt_is_authorized_by_the_key_the_ciphertext_names(server, enclave, 
     with pytest.raises(ClientError) as e:
         enc.decrypt(CiphertextBlob=blob)
     assert _code(e.value) == "AccessDeniedException"
+
+
+def test_re_encrypt_needs_both_keys_policies(kms, server, enclave, locked_key):
+    # Without this, ReEncrypt from the locked key to an open key would hand the data key out.
+    admin = boto_client(server.url, "AKIAADMIN")
+    open_key = admin.create_key()["KeyMetadata"]["Arn"]
+    enc = boto_client(server.url)
+    blob = enc.generate_data_key(KeyId=locked_key, KeySpec="AES_256", Recipient=enclave.recipient())["CiphertextBlob"]
+    with pytest.raises(ClientError) as e:
+        enc.re_encrypt(CiphertextBlob=blob, DestinationKeyId=open_key)
+    assert _code(e.value) == "AccessDeniedException" and "kms:ReEncryptFrom" in e.value.response["Error"]["Message"]
+    assert (kms.audit[-1].operation, kms.audit[-1].decision, kms.audit[-1].key_arn) == ("ReEncrypt", "deny", locked_key)
+    # the open key's own ciphertexts re-encrypt fine, and into the locked key only if it allows ReEncryptTo
+    own = enc.encrypt(KeyId=open_key, Plaintext=b"x")["CiphertextBlob"]
+    assert enc.decrypt(CiphertextBlob=enc.re_encrypt(CiphertextBlob=own, DestinationKeyId=open_key)["CiphertextBlob"])
+    with pytest.raises(ClientError) as e:
+        enc.re_encrypt(CiphertextBlob=own, DestinationKeyId=locked_key)
+    assert "kms:ReEncryptTo" in e.value.response["Error"]["Message"]
+
+
+def test_alias_operations_are_authorized_by_the_target_key(server, locked_key):
+    enc = boto_client(server.url)  # the locked policy gives the enclave role no alias rights
+    with pytest.raises(ClientError) as e:
+        enc.create_alias(AliasName="alias/mine", TargetKeyId=locked_key)
+    assert "kms:CreateAlias" in e.value.response["Error"]["Message"]
+    boto_client(server.url, "AKIAADMIN").create_alias(AliasName="alias/vault", TargetKeyId=locked_key)
+    with pytest.raises(ClientError) as e:
+        enc.delete_alias(AliasName="alias/vault")
+    assert "kms:DeleteAlias" in e.value.response["Error"]["Message"]
