@@ -87,6 +87,9 @@ def test_boto3_round_trip_and_restart_keeps_keys_and_policies(proc, live_enclave
     admin = boto_client(proc.url, "AKIAADMIN")
     arn = admin.create_key(Description="vault master")["KeyMetadata"]["Arn"]
     admin.put_key_policy(KeyId=arn, Policy=LOCKED_POLICY)
+    admin.create_alias(AliasName="alias/vault-master", TargetKeyId=arn)
+    disabled = admin.create_key()["KeyMetadata"]["KeyId"]
+    admin.disable_key(KeyId=disabled)
     enc = boto_client(proc.url)
     rec = {"KeyEncryptionAlgorithm": "RSAES_OAEP_SHA_256", "AttestationDocument": _doc(live_enclave)}
     out = enc.generate_data_key(KeyId=arn, KeySpec="AES_256", Recipient=rec)
@@ -104,6 +107,8 @@ def test_boto3_round_trip_and_restart_keeps_keys_and_policies(proc, live_enclave
     admin, enc = boto_client(proc.url, "AKIAADMIN"), boto_client(proc.url)
     assert admin.get_key_policy(KeyId=arn)["Policy"] == LOCKED_POLICY
     assert admin.describe_key(KeyId=arn)["KeyMetadata"]["Description"] == "vault master"
+    assert admin.describe_key(KeyId="alias/vault-master")["KeyMetadata"]["Arn"] == arn
+    assert admin.describe_key(KeyId=disabled)["KeyMetadata"]["KeyState"] == "Disabled"
     rec = {"KeyEncryptionAlgorithm": "RSAES_OAEP_SHA_256", "AttestationDocument": _doc(live_enclave)}
     again = enc.decrypt(CiphertextBlob=out["CiphertextBlob"], KeyId=arn, Recipient=rec)
     assert open_enveloped_data(again["CiphertextForRecipient"], live_enclave.key) == data_key
@@ -119,7 +124,8 @@ def test_boto3_round_trip_and_restart_keeps_keys_and_policies(proc, live_enclave
     assert last["near_misses"][0][0] == "EnclaveOnly"
     on_disk = [json.loads(line) for line in open(os.path.join(state, "audit.jsonl"))]
     assert on_disk[-1] == last and len(on_disk) > len(served)  # the file spans both runs
-    assert [r["operation"] for r in on_disk[:4]] == ["CreateKey", "PutKeyPolicy", "GenerateDataKey", "GetKeyPolicy"]
+    assert [r["operation"] for r in on_disk[:6]] == ["CreateKey", "PutKeyPolicy", "CreateAlias", "CreateKey",
+                                                     "DisableKey", "GenerateDataKey"]
 
 
 def test_no_plaintext_key_in_state_other_than_the_kms_material(proc, live_enclave):
