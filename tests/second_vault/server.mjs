@@ -337,7 +337,12 @@ function readBodyThen(handler) {
     });
     req.on("end", () => {
       if (size > BODY_LIMIT) return sendError(res, ERR.tooLarge, { Connection: "close" });
-      handler(res, Buffer.concat(chunks));
+      try {
+        handler(res, Buffer.concat(chunks));
+      } catch {
+        // Outside the router's try (this runs later, on 'end'); a defect must not end the process.
+        if (!res.headersSent) send(res, 500, { error: { message: "internal error", status: 500, type: "internal_server_error" } });
+      }
     });
     req.on("error", () => {}); // a client that goes away gets no answer
   };
