@@ -131,6 +131,10 @@ class VaultClient:
     def get(self, path: str, **kwargs) -> httpx.Response:
         return self._http.get(path, **kwargs)
 
+    def request(self, method: str, path: str, **kwargs) -> httpx.Response:
+        """Any method on any path (routing checks); recorded like every other answer."""
+        return self._http.request(method, path, **kwargs)
+
     def post_raw(self, body: bytes, path: str = ENVELOPE_PATH, headers: dict | None = None) -> httpx.Response:
         return self._http.post(path, content=body, headers={"content-type": "application/json", **(headers or {})})
 

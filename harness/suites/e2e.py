@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from harness.protocol import envelope
 from harness.protocol.client import ProtocolViolation
 
-from ._util import expect_success, expect_unencrypted_error, request_bytes, require
+from ._util import expect_success, expect_unencrypted_error, request_bytes, require, top_up_record
 from .registry import CheckFailed, Context, Level, Observation, check
 
 FRESHNESS_SAMPLES = 200
@@ -228,3 +228,98 @@ def public_key_high_bit(ctx: Context):
     except ProtocolViolation:
         verdict = f"answered HTTP {response.status_code} with an unreadable reply"
     raise Observation(f"a request with bit 255 of its key flipped was {verdict}")
+
+
+@check("e2e/replay-fresh-reply", section="3.4", level=Level.MUST,
+       requirement="The same sealed request posted twice MUST get two response envelopes with different "
+                   "ephemeral keys and nonces (or the replay refused, 10.3).")
+def replay_fresh_reply(ctx: Context):
+    plaintext = request_bytes("ping", {"message": "replay"})
+    secret, sealed = ctx.client.seal(plaintext)
+    replies = []
+    for _ in range(3):
+        exchange = ctx.client.read_reply(plaintext, secret, sealed, ctx.client.post_raw(sealed.to_bytes()))
+        if exchange.response is not None:
+            replies.append(exchange.response)
+    keys = {r.ephemeral_public_key for r in replies}
+    nonces = {r.nonce for r in replies}
+    require(len(keys) == len(replies) and len(nonces) == len(replies),
+            "a replayed request got a reply with the same key or nonce (derived from the request?)",
+            expected=f"{len(replies)} distinct keys and nonces", actual=f"{len(keys)} keys, {len(nonces)} nonces")
+
+
+@check("e2e/run-freshness", section="3.4", level=Level.MUST, tags=("final",),
+       requirement="Across every reply of the run (successes, errors, replays, attestation answers), no response "
+                   "ephemeral key and no nonce MAY repeat; a reply's nonce MUST differ from its request's, its key "
+                   "from its request's key and from the static key.")
+def run_freshness(ctx: Context):
+    top_up_record(ctx)
+    static = ctx.client.enclave_public_key
+    seen_keys: dict[bytes, int] = {}
+    seen_nonces: dict[bytes, int] = {}
+    problems = []
+    replies = [a for a in ctx.client.answers if a.response_envelope is not None]
+    for index, answer in enumerate(replies):
+        reply, request = answer.response_envelope, answer.request_envelope
+        where = f"reply {index} ({answer.method} {answer.path}, HTTP {answer.status})"
+        if reply.ephemeral_public_key in seen_keys:
+            problems.append(f"{where}: its key repeats reply {seen_keys[reply.ephemeral_public_key]}'s")
+        if reply.nonce in seen_nonces:
+            problems.append(f"{where}: its nonce repeats reply {seen_nonces[reply.nonce]}'s")
+        seen_keys.setdefault(reply.ephemeral_public_key, index)
+        seen_nonces.setdefault(reply.nonce, index)
+        if reply.ephemeral_public_key == static:
+            problems.append(f"{where}: sealed with the static key")
+        if request is not None and reply.nonce == request.nonce:
+            problems.append(f"{where}: its nonce is the request's nonce")
+        if request is not None and reply.ephemeral_public_key == request.ephemeral_public_key:
+            problems.append(f"{where}: its key is the request's key")
+    require(not problems, f"{len(problems)} freshness violations among the run's {len(replies)} replies",
+            expected="fresh key and nonce in every reply", actual=problems[:10])
+
+
+def _media_type(value: str) -> str:
+    return value.split(";", 1)[0].strip().lower()
+
+
+@check("e2e/run-content-types", section="2.5", level=Level.MUST, tags=("final",),
+       requirement="Every answer of the run with a body MUST carry Content-Type: application/json.")
+def run_content_types(ctx: Context):
+    top_up_record(ctx)
+    wrong = [f"{a.method} {a.path} -> HTTP {a.status}: {a.content_type or '(none)'}" for a in ctx.client.answers
+             if a.method != "HEAD" and _media_type(a.content_type) != "application/json"]
+    require(not wrong, f"{len(wrong)} answers are not application/json", expected="application/json", actual=wrong[:10])
+
+
+# Paths a Vault does not serve (paths are exact, spec §2), and methods its paths do not allow.
+UNKNOWN_PATHS = [("GET", "/conformance/no-such-path"), ("GET", "/"), ("GET", "/api/v1/enclave/"),
+                 ("POST", "/api/v1/enclave/"), ("GET", "/API/V1/ENCLAVE"), ("GET", "/api/v2/enclave"),
+                 ("POST", "/api/v1/enclave/post"), ("GET", "/healthz"), ("GET", "/health/")]
+WRONG_METHODS = [("POST", "/health"), ("PUT", "/health"), ("DELETE", "/health"),
+                 ("PUT", "/api/v1/enclave"), ("DELETE", "/api/v1/enclave"), ("PATCH", "/api/v1/enclave"),
+                 ("GET", "/v1/enclave/post"), ("PUT", "/v1/enclave/post"), ("DELETE", "/v1/enclave/post")]
+
+
+@check("e2e/routing", section="2.5", level=Level.MUST,
+       requirement="A path the Vault does not serve MUST be answered 404 not_found, a method a path does not allow "
+                   "405 method_not_allowed, each an unencrypted error (4.1).")
+def routing(ctx: Context):
+    from ._util import unencrypted_shape_problem
+
+    wrong = []
+    for (method, path), status, type_ in ([(p, 404, "not_found") for p in UNKNOWN_PATHS]
+                                          + [(p, 405, "method_not_allowed") for p in WRONG_METHODS]):
+        response = ctx.client.request(method, path, content=b"{}" if method in ("POST", "PUT", "PATCH") else None)
+        try:
+            body = response.json()
+        except ValueError:
+            body = response.text[:80]
+        problem = unencrypted_shape_problem(body, response.status_code)
+        if response.status_code != status:
+            wrong.append(f"{method} {path}: HTTP {response.status_code}, expected {status}")
+        elif problem:
+            wrong.append(f"{method} {path}: {problem}")
+        elif body["error"]["type"] != type_:
+            wrong.append(f"{method} {path}: type {body['error']['type']!r}, expected {type_!r}")
+    require(not wrong, f"{len(wrong)} routing answers are wrong", expected="404 not_found / 405 method_not_allowed",
+            actual=wrong)

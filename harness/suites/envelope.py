@@ -28,8 +28,10 @@ import vectors
 from harness.protocol import envelope
 from harness.protocol.client import ProtocolViolation
 
-from ._util import require
+from ._util import ENVELOPE_MEMBERS, require, top_up_record
 from .registry import CheckFailed, Context, Level, check
+
+ENVELOPE_PATHS = ("/api/v1/enclave", "/v1/enclave/post")
 
 MIB = 1 << 20
 
@@ -528,13 +530,6 @@ def body_limit(ctx: Context):
     require_all(ctx, size_cases(ctx), "bodies at the size limit")
 
 
-@check("envelope/low-order-sealed", section="3.6", level=Level.MUST,
-       requirement="A request with a low-order ephemeralPublicKey, sealed with HKDF of the all-zero shared secret "
-                   "(what a Vault without the check derives), MUST get an unencrypted 4xx.")
-def low_order_sealed(ctx: Context):
-    require_all(ctx, low_order_cases(ctx), "low-order keys")
-
-
 @check("envelope/forgeries-rejected", section="3.2", level=Level.MUST,
        requirement="Requests built on the target's key but tampered after sealing, or sealed with a wrong KDF or AAD, "
                    "MUST fail authentication with an unencrypted 4xx.")
@@ -555,3 +550,26 @@ def forgeries_indistinguishable(ctx: Context):
             expected="one answer for every forgery",
             actual=[{"status": s, "body": b[:200].decode("utf-8", "replace"), "cases": names[:4]}
                     for (s, b), names in answers.items()][:6])
+
+
+@check("envelope/run-response-members", section="3.1", level=Level.MUST, tags=("final",),
+       requirement="Every response envelope of the run MUST have exactly the members ephemeralPublicKey (32 bytes), "
+                   "nonce (24) and ciphertext (at least 16), as hex strings, and every envelope POST answered 200 "
+                   "MUST be such an envelope.")
+def run_response_members(ctx: Context):
+    top_up_record(ctx)
+    wrong = []
+    for answer in ctx.client.answers:
+        body = answer.json
+        looks_like_envelope = isinstance(body, dict) and bool(ENVELOPE_MEMBERS & set(body))
+        envelope_post = answer.method == "POST" and answer.path in ENVELOPE_PATHS and answer.status == 200
+        if not (looks_like_envelope or envelope_post):
+            continue
+        if not isinstance(body, dict) or set(body) != ENVELOPE_MEMBERS:
+            wrong.append(f"HTTP {answer.status}: members {sorted(body) if isinstance(body, dict) else str(body)[:60]}")
+        elif answer.response_envelope is None:
+            wrong.append(f"HTTP {answer.status}: members are not hex of the right lengths: {str(body)[:120]}")
+        elif answer.status != 200:
+            wrong.append(f"an envelope with HTTP {answer.status} (an encrypted reply is answered 200)")
+    require(not wrong, f"{len(wrong)} response envelopes of the run are malformed", expected="exactly three hex members",
+            actual=wrong[:10])
