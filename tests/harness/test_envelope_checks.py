@@ -329,3 +329,37 @@ def test_transplant_keeps_the_fault_and_takes_the_fresh_values():
     spaced = prefixed.replace(b"0x", b"").replace(kat["ciphertext"][:2].encode(), kat["ciphertext"][:2].encode() + b"  ", 1)
     out = json.loads(faults.transplant(spaced, target))
     assert out["ciphertext"].replace(" ", "") == fresh_members["ciphertext"] and "  " in out["ciphertext"]
+
+
+def test_every_transplanted_vector_is_made_of_the_fresh_request_only():
+    """No 16-digit run of the vector file's own hex survives a transplant (the body stays the
+    vector's otherwise), so a Vault tolerating the fault reads the fresh, decryptable request."""
+    target = faults.fresh(Context("x", _OfflineClient()))
+    kat_runs = [v[i:i + 16] for v in faults._KAT_MEMBERS.values() for i in range(len(v) - 15)]
+    checked = 0
+    for group in faults._INVALID["testGroups"]:
+        if group["stage"] == "open":
+            continue
+        for vector in group["tests"]:
+            original = faults._vector_body(vector)
+            out = faults.transplant(original, target)
+            encoding = "utf-16-le" if "UTF-16" in vector["comment"] else "utf-8"
+            text = out.decode(encoding, errors="replace").lower()
+            assert not [r for r in kat_runs if r in text], vector["comment"]
+            assert len(out) - len(original) in (0,), vector["comment"]  # same layout, same length
+            checked += 1
+    assert checked > 60
+
+
+class _OfflineClient:
+    """seal() against the vector file's enclave key: transplanting needs no server."""
+
+    enclave_public_key = bytes.fromhex(faults._INVALID["testGroups"][2]["enclavePublicKey"])
+
+    def seal(self, plaintext, client_secret=None, nonce=None):
+        import os
+
+        from harness.protocol import envelope
+        secret = client_secret or os.urandom(32)
+        return secret, envelope.seal(self.enclave_public_key, plaintext, ephemeral_secret=secret,
+                                     nonce=nonce or os.urandom(24))
