@@ -85,6 +85,9 @@ def expect_unencrypted_error(ctx, body: bytes, what: str) -> tuple[int, dict]:
     error = answer.get("error") if isinstance(answer, dict) else None
     require(isinstance(error, dict) and "ciphertext" not in answer, f"{what}: expected an unencrypted error and nothing else",
             expected='{"error": {...}}', actual=str(answer)[:200])
+    problem = unencrypted_shape_problem(answer, response.status_code)
+    require(problem is None, f"{what}: {problem}", expected='exactly {"error": {message, status, type}}',
+            actual=str(answer)[:200])
     return response.status_code, error
 
 

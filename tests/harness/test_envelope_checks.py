@@ -269,6 +269,8 @@ def test_extra_unencrypted_error_member_fails(server, monkeypatch):
     original = errors.EnvelopeError.to_json
     monkeypatch.setattr(errors.EnvelopeError, "to_json", lambda self: {**original(self), "ok": False})
     _failed(server, "errors/run-unencrypted-shape")
+    _failed(server, "errors/unencrypted-shape")
+    _failed(server, "e2e/tampered-ciphertext")  # every expected refusal is read exactly now
 
 
 def test_wrong_content_type_fails(server, monkeypatch):
