@@ -151,9 +151,13 @@ class _Session:
         self.ctx = ctx
         self.model = AccountModel()
 
-    def call(self, operation: str, what: str, *, auth=None, options=None, principal: ModelAccount | None = None):
-        """One call; its reply must hold nothing foreign to ``principal`` (spec §6.6)."""
+    def call(self, operation: str, what: str, *, auth=None, options=None, principal: ModelAccount | None = None,
+             refusal: bool = False):
+        """One call; its reply must hold nothing foreign to ``principal`` (spec §6.6). With
+        ``refusal``, an acceptance is reported as such before the reply is scanned."""
         exchange = self.ctx.client.call(operation, auth=auth, options=options)
+        if refusal and exchange.ok:
+            raise CheckFailed(f"{what}: the Vault accepted it", expected="an encrypted error", actual="success: true")
         foreign = self.model.foreign_strings(principal)
         scan_for_leaks(exchange.reply if exchange.reply is not None else exchange.unencrypted_error, foreign, what)
         return exchange
@@ -172,10 +176,7 @@ class _Session:
         self.model.compare_get(account, expect_success(exchange, what), later_than_creation=later_than_creation)
 
     def refused(self, operation: str, auth, what: str, *, code: str | None = None) -> str:
-        exchange = self.call(operation, what, auth=auth)
-        if exchange.ok:
-            raise CheckFailed(f"{what}: the Vault accepted it", expected="an encrypted error", actual="success: true")
-        return expect_encrypted_error(exchange, what, code=code)
+        return expect_encrypted_error(self.call(operation, what, auth=auth, refusal=True), what, code=code)
 
     def verify(self, account: ModelAccount, *, later_than_creation: bool = False) -> None:
         """The account's whole observable state: what get shows, twice, and which secrets work."""
@@ -374,9 +375,7 @@ def _stranger(secret: str) -> str:
 
 
 def _error_of(session: _Session, operation: str, auth, what: str) -> dict:
-    exchange = session.call(operation, what, auth=auth)
-    if exchange.ok:
-        raise CheckFailed(f"{what}: the Vault accepted it", expected="an encrypted error", actual="success: true")
+    exchange = session.call(operation, what, auth=auth, refusal=True)
     expect_encrypted_error(exchange, what)
     return exchange.reply["error"]
 
