@@ -17,7 +17,7 @@ import pytest
 
 from harness.protocol.client import VaultClient
 from harness.suites import account_model
-from harness.suites.registry import CheckFailed, Context, all_checks
+from harness.suites.registry import CheckFailed, CheckUnimplemented, Context, all_checks
 from reference.enclave import operations as reference_operations
 from reference.enclave.errors import OperationCode, OperationError
 from reference.enclave.service import Enclave
@@ -250,3 +250,15 @@ def test_model_refuses_a_reused_secret():
     model.created({}, first)
     with pytest.raises(account_model.ModelMismatch, match="issued again"):
         model.created({}, {**first, "id": "b", "rotationCode": "r2"})
+
+
+@pytest.mark.parametrize("check_id", NEW_CHECKS)
+def test_check_is_unimplemented_on_a_vault_without_accounts(check_id, tmp_path):
+    # A Vault answering unknown_operation to everything must never pass an accounts check.
+    check = next(c for c in all_checks() if c.id == check_id)
+    client = in_process_client(tmp_path, {})
+    try:
+        with pytest.raises(CheckUnimplemented):
+            check.func(Context("http://vault.test", client, options={"examples": 5}))
+    finally:
+        client.close()
