@@ -330,14 +330,34 @@ def _matrix(a: ModelAccount) -> list[tuple[str, str, object, str | None]]:
     return rows
 
 
+def _other_account_rows(a: ModelAccount, b: ModelAccount) -> list[tuple[str, str, object, str | None]]:
+    """Another account's secrets in the wrong slot are refused like any stranger (§6.2, §6.4)."""
+    return [
+        ("get: another account's rotation code as adminKey", GET, {"adminKey": b.rotation_code}, "auth_invalid_admin_key"),
+        ("rotate: another account's admin key as rotationCode", ROTATE, {"rotationCode": b.admin_key},
+         "auth_invalid_rotation_code"),
+        ("rotate: another account's admin key in adminKey", ROTATE, {"adminKey": b.admin_key},
+         "auth_invalid_rotation_code"),
+    ]
+
+
 def _run_matrix(ctx: Context, *, with_codes: bool) -> None:
     session = _Session(ctx)
     a = session.create(_marked({"suite": "credential-matrix", "role": "a"}))
     b = session.create(_marked({"suite": "credential-matrix", "role": "b"}))
     session.rotate(a, "rotation that gives the account rotated-away secrets")
     session.verify_all()
-    for what, operation, auth, code in _matrix(a):
+    for what, operation, auth, code in _matrix(a) + _other_account_rows(a, b):
         session.refused(operation, auth, what, code=code if with_codes else None)
+    # Several members (MAY be refused): if accepted, the answer is that of the one valid credential.
+    for what, auth in (("b's admin key beside a's rotation code", {"adminKey": b.admin_key, "rotationCode": a.rotation_code}),
+                       ("b's admin key beside a's admin key as accessToken", {"adminKey": b.admin_key,
+                                                                              "accessToken": a.admin_key})):
+        exchange = session.call(GET, f"get with {what}", auth=auth, principal=b)
+        if exchange.ok:
+            session.model.compare_get(b, exchange.data)
+        else:
+            expect_encrypted_error(exchange, f"get with {what}")
     # Allowed: each account's own admin key, and another account's key shows that account only.
     session.get(a, a.admin_key, "get with the admin key")
     session.get(b, b.admin_key, "get with another account's admin key")

@@ -208,6 +208,43 @@ VARIANTS = {
 }
 
 
+def _access_token_as_admin_key(ctx, request):
+    if request.auth and "accessToken" in request.auth:  # "a bearer secret is a bearer secret"
+        return request._replace(auth={"adminKey": request.auth["accessToken"]})
+
+
+def _rotate_reads_any_slot(ctx, request):
+    if request.auth and "rotationCode" not in request.auth and request.auth:
+        return request._replace(auth={"rotationCode": next(iter(request.auth.values()))})
+
+
+def _get_stale_metadata_of_newest():
+    """get shows the metadata of the most recently created account (a shared cache)."""
+    operations = reference_operations.default_operations()
+    real_create, real_get, last = operations[CREATE], operations[GET], {}
+
+    def create(ctx, request):
+        last["metadata"] = request.options.get("metadata", {})
+        return real_create(ctx, request)
+
+    operations[CREATE] = create
+    operations[GET] = lambda ctx, request: {**real_get(ctx, request), "metadata": last["metadata"]}
+    return operations
+
+
+EXTRA_VARIANTS = [
+    ("service-account/credential-matrix", lambda: wrap(GET, before=_access_token_as_admin_key)),
+    ("service-account/credential-matrix", lambda: wrap(ROTATE, before=_rotate_reads_any_slot)),
+    ("service-account/state-after-create", _get_stale_metadata_of_newest),
+    ("service-account/no-leak", _get_stale_metadata_of_newest),
+]
+
+
+@pytest.mark.parametrize("check_id, variant", EXTRA_VARIANTS, ids=lambda v: getattr(v, "__name__", v))
+def test_check_fails_further_variants(check_id, variant, tmp_path):
+    assert run_check(check_id, tmp_path, variant()) is not None, f"{check_id} passed a Vault with a defect"
+
+
 def test_every_new_check_has_a_variant():
     assert sorted(VARIANTS) == sorted(NEW_CHECKS)
     registered = {c.id for c in all_checks()}
