@@ -94,18 +94,18 @@ def _rotate_clears_metadata(ctx, request):
 
 
 def _rotate_keeps_updated_at():
+    """Rotation leaves updatedAt at its old value."""
+    from reference.enclave.auth import _account_by_secret, account_address, account_by_rotation_code
+
     operations = reference_operations.default_operations()
     real = operations[ROTATE]
 
     def handler(ctx, request):
-        from reference.enclave.auth import account_address, account_by_rotation_code
         before = account_by_rotation_code(ctx, request.auth)["updatedAt"]
         data = real(ctx, request)
-        for address_owner in [data]:  # the rotated account is the one the new admin key opens
-            from reference.enclave.auth import _account_by_secret
-            account = _account_by_secret(ctx, "admin-key", address_owner["newAdminKey"])
-            account["updatedAt"] = before
-            ctx.store.put(account_address(ctx, account["id"]), account)
+        account = _account_by_secret(ctx, "admin-key", data["newAdminKey"])  # the account just rotated
+        account["updatedAt"] = before
+        ctx.store.put(account_address(ctx, account["id"]), account)
         return data
 
     operations[ROTATE] = handler
