@@ -27,6 +27,7 @@ EXPECTED = {
     "envelope_kat": "test_envelope_kat.py",
     "envelope_invalid": "test_envelope_invalid.py",
     "kms_policy_audit": "../kms/test_audit.py",
+    "evm_kat": "test_evm_kat.py",
 }
 
 

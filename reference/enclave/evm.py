@@ -1,0 +1,224 @@
+"""Sans-IO EVM signing for EOAs (docs/spec/12-eoa.md): messages, typed data, transactions.
+
+Everything here is a pure function of a private key and the client's JSON (the published
+client's ``SignMessageOptions``, ``typedData`` and ``EthereumTypedTransaction`` shapes). The
+cryptography and the RLP encodings are eth-account's; this module only translates the client's
+wire shapes into eth-account's and turns every malformed input into :class:`EvmInputError`, so
+an operation can answer ``invalid_input`` instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import re
+
+from eth_account import Account
+from eth_account.messages import encode_defunct, encode_typed_data
+
+_HEX = re.compile(r"0x[0-9a-fA-F]*")
+_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
+U256_MAX = 2**256 - 1
+U64_MAX = 2**64 - 1
+
+
+class EvmInputError(ValueError):
+    """The request's message, typed data or transaction is malformed or unsupported."""
+
+
+def new_private_key(random_bytes) -> bytes:
+    """A secp256k1 private key from the enclave's randomness, rejection-sampled into [1, n)."""
+    order = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+    while True:
+        candidate = random_bytes(32)
+        if 0 < int.from_bytes(candidate, "big") < order:
+            return candidate
+
+
+def address_of(private_key: bytes) -> str:
+    """The EIP-55 checksummed address of a private key."""
+    return Account.from_key(private_key).address
+
+
+def normalise_address(value: object, what: str) -> str:
+    """An address in lowercase, for comparison; any valid 20-byte hex is accepted."""
+    if not isinstance(value, str) or not _ADDRESS.fullmatch(value):
+        raise EvmInputError(f"{what} must be a 0x-prefixed 20-byte hex address")
+    return value.lower()
+
+
+def _hex_bytes(value: object, what: str) -> bytes:
+    if not isinstance(value, str) or not _HEX.fullmatch(value) or len(value) % 2:
+        raise EvmInputError(f"{what} must be 0x-prefixed hex with an even number of digits")
+    return bytes.fromhex(value[2:])
+
+
+def _quantity(value: object, what: str, maximum: int = U256_MAX) -> int:
+    """A hex quantity ("0x1a"); decimal strings and JSON integers are accepted too, because the
+    client's ``Authorization.nonce`` is a number and its U256 fields are described as either."""
+    if isinstance(value, bool):
+        raise EvmInputError(f"{what} must be a quantity")
+    if isinstance(value, int):
+        number = value
+    elif isinstance(value, str) and re.fullmatch(r"0x[0-9a-fA-F]+", value):
+        number = int(value, 16)
+    elif isinstance(value, str) and re.fullmatch(r"[0-9]+", value):
+        number = int(value)
+    else:
+        raise EvmInputError(f"{what} must be a hex or decimal quantity")
+    if not 0 <= number <= maximum:
+        raise EvmInputError(f"{what} is out of range")
+    return number
+
+
+def _signature_hex(signed) -> str:
+    return "0x" + bytes(signed.signature).hex()
+
+
+# ---------- EIP-191 ----------
+
+
+def sign_message(private_key: bytes, message: object, fmt: object = "text") -> str:
+    """EIP-191 version 0x45 (personal_sign): ``format`` "text" signs the UTF-8 bytes of the
+    string, "hex" the bytes the 0x-hex string stands for. Returns the 65-byte r||s||v, v in {27, 28}."""
+    if not isinstance(message, str):
+        raise EvmInputError("options.message must be a string")
+    if fmt == "text":
+        encoded = encode_defunct(text=message)
+    elif fmt == "hex":
+        encoded = encode_defunct(primitive=_hex_bytes(message, "options.message"))
+    else:
+        raise EvmInputError('options.format must be "text" or "hex"')
+    return _signature_hex(Account.sign_message(encoded, private_key))
+
+
+# ---------- EIP-712 ----------
+
+
+def sign_typed_data(private_key: bytes, typed_data: object) -> str:
+    """EIP-712 ``eth_signTypedData_v4`` of the client's ``{domain, types, primaryType, message}``."""
+    if not isinstance(typed_data, dict) or not {"domain", "types", "primaryType", "message"} <= typed_data.keys():
+        raise EvmInputError("options.typedData must hold domain, types, primaryType and message")
+    try:
+        encoded = encode_typed_data(full_message=typed_data)
+        return _signature_hex(Account.sign_message(encoded, private_key))
+    except EvmInputError:
+        raise
+    except Exception as exc:  # eth-account raises many types for bad typed data
+        raise EvmInputError(f"options.typedData is not valid EIP-712: {exc}") from None
+
+
+# ---------- transactions ----------
+
+# The client sends EIP-7702 as "0x05" (transaction-types.ts, TxEip7702); the EIP's own type is 0x04.
+_TYPE_ALIASES = {"0x00": 0, "0x0": 0, "0x01": 1, "0x1": 1, "0x02": 2, "0x2": 2,
+                 "0x03": 3, "0x3": 3, "0x04": 4, "0x4": 4, "0x05": 4, "0x5": 4}
+
+
+def _access_list(value: object) -> list[dict]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise EvmInputError("transaction.accessList must be a list")
+    entries = []
+    for i, entry in enumerate(value):
+        if not isinstance(entry, dict) or not isinstance(entry.get("storageKeys", []), list):
+            raise EvmInputError(f"transaction.accessList[{i}] must be {{address, storageKeys}}")
+        keys = [_hex_bytes(k, f"transaction.accessList[{i}].storageKeys") for k in entry.get("storageKeys", [])]
+        if any(len(k) != 32 for k in keys):
+            raise EvmInputError(f"transaction.accessList[{i}].storageKeys must be 32-byte values")
+        entries.append({
+            "address": _checksum(entry.get("address"), f"transaction.accessList[{i}].address"),
+            "storageKeys": ["0x" + k.hex() for k in keys],
+        })
+    return entries
+
+
+def _checksum(value: object, what: str) -> str:
+    from eth_utils import to_checksum_address
+
+    return to_checksum_address(normalise_address(value, what))
+
+
+def _authorization_list(value: object) -> list[dict]:
+    """EIP-7702 signed authorizations. The client's ``SignedAuthorization`` in
+    transaction-types.ts has no ``nonce`` although the EIP's tuple does: we require it."""
+    if not isinstance(value, list) or not value:
+        raise EvmInputError("transaction.authorizationList must be a non-empty list (EIP-7702)")
+    out = []
+    for i, auth in enumerate(value):
+        what = f"transaction.authorizationList[{i}]"
+        if not isinstance(auth, dict):
+            raise EvmInputError(f"{what} must be an object")
+        if "nonce" not in auth:
+            raise EvmInputError(f"{what}.nonce is required (EIP-7702 authorization tuple)")
+        y_parity = auth.get("yParity")
+        if y_parity not in (0, 1) or isinstance(y_parity, bool):
+            raise EvmInputError(f"{what}.yParity must be 0 or 1")
+        out.append({
+            "chainId": _quantity(auth.get("chainId"), f"{what}.chainId"),
+            "address": _checksum(auth.get("address"), f"{what}.address"),
+            "nonce": _quantity(auth.get("nonce"), f"{what}.nonce", U64_MAX),
+            "yParity": y_parity,
+            "r": _quantity(auth.get("r"), f"{what}.r"),
+            "s": _quantity(auth.get("s"), f"{what}.s"),
+        })
+    return out
+
+
+def to_eth_account_transaction(tx: object) -> dict:
+    """The client's ``EthereumTypedTransaction`` as eth-account's transaction dict."""
+    if not isinstance(tx, dict):
+        raise EvmInputError("options.transaction must be an object")
+    tx_type = _TYPE_ALIASES.get(tx.get("type"))
+    if tx_type is None:
+        raise EvmInputError(f"transaction.type {tx.get('type')!r} is not supported (0x00-0x03, 0x05)")
+    out: dict = {
+        "nonce": _quantity(tx.get("nonce", "0x0"), "transaction.nonce", U64_MAX),
+        "gas": _quantity(tx.get("gasLimit"), "transaction.gasLimit", U64_MAX),
+        "value": _quantity(tx.get("value", "0x0"), "transaction.value"),
+        "data": "0x" + _hex_bytes(tx.get("input", "0x"), "transaction.input").hex(),
+    }
+    to = tx.get("to")
+    if to is None:
+        if tx_type in (3, 4):  # EIP-4844 and EIP-7702 transactions cannot create contracts
+            raise EvmInputError("transaction.to is required for type 0x03 and 0x05 transactions")
+        out["to"] = b""  # contract creation: RLP empty string
+    else:
+        out["to"] = _checksum(to, "transaction.to")
+    chain_id = tx.get("chainId")
+    if chain_id is not None:
+        out["chainId"] = _quantity(chain_id, "transaction.chainId", U64_MAX)
+    elif tx_type != 0:
+        raise EvmInputError("transaction.chainId is required for typed transactions")
+    if tx_type in (0, 1):
+        out["gasPrice"] = _quantity(tx.get("gasPrice"), "transaction.gasPrice")
+    else:
+        out["maxFeePerGas"] = _quantity(tx.get("maxFeePerGas"), "transaction.maxFeePerGas")
+        out["maxPriorityFeePerGas"] = _quantity(tx.get("maxPriorityFeePerGas"), "transaction.maxPriorityFeePerGas")
+    if tx_type >= 1:
+        out["accessList"] = _access_list(tx.get("accessList"))
+        out["type"] = tx_type
+    if tx_type == 3:
+        if any(k in tx for k in ("blobs", "commitments", "proofs")):
+            raise EvmInputError("blob sidecars are not supported; send blobVersionedHashes only")
+        hashes = tx.get("blobVersionedHashes")
+        if not isinstance(hashes, list) or not hashes:
+            raise EvmInputError("transaction.blobVersionedHashes must be a non-empty list")
+        decoded = [_hex_bytes(h, "transaction.blobVersionedHashes") for h in hashes]
+        if any(len(h) != 32 for h in decoded):
+            raise EvmInputError("transaction.blobVersionedHashes must be 32-byte hashes")
+        out["blobVersionedHashes"] = decoded
+        out["maxFeePerBlobGas"] = _quantity(tx.get("maxFeePerBlobGas"), "transaction.maxFeePerBlobGas")
+    if tx_type == 4:
+        out["authorizationList"] = _authorization_list(tx.get("authorizationList"))
+    return out
+
+
+def sign_transaction(private_key: bytes, tx: object) -> str:
+    """The signed transaction's network encoding, 0x-hex: RLP for 0x00 (EIP-155 when the
+    transaction has a chainId), ``type || RLP`` (EIP-2718) for the typed ones."""
+    fields = to_eth_account_transaction(tx)
+    try:
+        signed = Account.sign_transaction(fields, private_key)
+    except Exception as exc:  # eth-account validates the dict and raises various types
+        raise EvmInputError(f"options.transaction cannot be signed: {exc}") from None
+    return "0x" + bytes(signed.raw_transaction).hex()
