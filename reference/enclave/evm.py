@@ -70,7 +70,8 @@ def _quantity(value: object, what: str, maximum: int = U256_MAX) -> int:
 
 
 def _signature_hex(signed) -> str:
-    return "0x" + bytes(signed.signature).hex()
+    # Wire encoding (PROTOCOL.md section 5): lowercase hex without "0x".
+    return bytes(signed.signature).hex()
 
 
 # ---------- EIP-191 ----------
@@ -78,7 +79,7 @@ def _signature_hex(signed) -> str:
 
 def sign_message(private_key: bytes, message: object, fmt: object = "text") -> str:
     """EIP-191 version 0x45 (personal_sign): ``format`` "text" signs the UTF-8 bytes of the
-    string, "hex" the bytes the 0x-hex string stands for. Returns the 65-byte r||s||v, v in {27, 28}."""
+    string, "hex" the bytes the 0x-hex string stands for. Returns the 65-byte r||s||v (v in {27, 28}) as hex without 0x."""
     if not isinstance(message, str):
         raise EvmInputError("options.message must be a string")
     if fmt == "text":
@@ -214,11 +215,11 @@ def to_eth_account_transaction(tx: object) -> dict:
 
 
 def sign_transaction(private_key: bytes, tx: object) -> str:
-    """The signed transaction's network encoding, 0x-hex: RLP for 0x00 (EIP-155 when the
+    """The signed transaction's network encoding, hex without "0x": RLP for 0x00 (EIP-155 when the
     transaction has a chainId), ``type || RLP`` (EIP-2718) for the typed ones."""
     fields = to_eth_account_transaction(tx)
     try:
         signed = Account.sign_transaction(fields, private_key)
     except Exception as exc:  # eth-account validates the dict and raises various types
         raise EvmInputError(f"options.transaction cannot be signed: {exc}") from None
-    return "0x" + bytes(signed.raw_transaction).hex()
+    return bytes(signed.raw_transaction).hex()

@@ -22,7 +22,7 @@ from ._support import cases, h
 def test_eip191_personal_sign(group, test):
     key, options = h(test["privateKey"]), test["input"]
     signature = evm.sign_message(key, options["message"], options["format"])
-    assert signature == "0x" + test["signature"]
+    assert signature == test["signature"]
     assert evm.address_of(key) == test["address"]
     encoded = encode_defunct(text=options["message"])
     assert _hash_eip191_message(encoded).hex() == test["digest"]
@@ -33,7 +33,7 @@ def test_eip191_personal_sign(group, test):
 def test_eip712_typed_data(group, test):
     key = h(test["privateKey"])
     signature = evm.sign_typed_data(key, test["input"])
-    assert signature == "0x" + test["signature"]
+    assert signature == test["signature"]
     encoded = encode_typed_data(full_message=test["input"])
     assert _hash_eip191_message(encoded).hex() == test["digest"]
     assert Account.recover_message(encoded, signature=h(test["signature"])) == test["address"]
@@ -43,7 +43,7 @@ def test_eip712_typed_data(group, test):
 def test_eip155_legacy_transaction(group, test):
     key = h(test["privateKey"])
     raw = evm.sign_transaction(key, test["input"])
-    assert raw == "0x" + test["rawTransaction"]
+    assert raw == test["rawTransaction"]
     assert Account.recover_transaction(h(test["rawTransaction"])) == test["address"]
     decoded = Transaction.from_bytes(h(test["rawTransaction"]))
     assert decoded.v == 37  # chainId 1 * 2 + 35 + yParity 0

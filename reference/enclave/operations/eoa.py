@@ -1,0 +1,143 @@
+"""EOAs (docs/spec/12-eoa.md): create, list, and EVM signing with keys that never leave the enclave.
+
+Each EOA is one sealed record at the HMAC address of ("eoa", its lowercase address), holding its
+private key, metadata and owning service account; the records of one account share a group
+(the HMAC of ("eoa-owner", account id)) so ``eoa:list`` needs no plaintext index. A request for
+another account's EOA is answered exactly as one for an EOA that does not exist.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from .. import evm
+from ..auth import authenticate
+from ..errors import OperationCode, OperationError
+
+DEFAULT_PAGE_SIZE = 20
+MAX_PAGE_SIZE = 100
+
+
+def _eoa_address(ctx, address_lower: str) -> bytes:
+    return ctx.store.address("eoa", address_lower)
+
+
+def _owner_group(ctx, account_id: str) -> bytes:
+    return ctx.store.address("eoa-owner", account_id)
+
+
+def _invalid(message: str) -> OperationError:
+    return OperationError(OperationCode.INVALID_INPUT, message)
+
+
+def _metadata(options: dict) -> dict:
+    """The client's ``Record<string, string | number | boolean>``; numbers must be finite."""
+    metadata = options.get("metadata", {})
+    if not isinstance(metadata, dict):
+        raise _invalid("options.metadata must be an object")
+    for key, value in metadata.items():
+        if not isinstance(value, (str, bool, int, float)) or value != value or value in (float("inf"), float("-inf")):
+            raise _invalid(f"options.metadata[{key!r}] must be a string, a finite number or a boolean")
+    return metadata
+
+
+def _public(record: dict) -> dict:
+    return {k: record[k] for k in ("id", "address", "metadata", "createdAt", "updatedAt")}
+
+
+def _options(request) -> dict:
+    if not isinstance(request.options, dict):
+        raise _invalid("options must be an object")
+    return request.options
+
+
+def create(ctx, request) -> dict:
+    account = authenticate(ctx, request.auth).account
+    metadata = _metadata(_options(request))
+    key = evm.new_private_key(ctx.random_bytes)
+    now = ctx.timestamp()
+    record = {
+        "id": str(uuid.UUID(bytes=ctx.random_bytes(16), version=4)),
+        "address": evm.address_of(key),
+        "metadata": metadata,
+        "createdAt": now,
+        "updatedAt": now,
+        "accountId": account["id"],
+        "privateKey": key.hex(),
+    }
+    with ctx.store.transaction():
+        ctx.store.put(_eoa_address(ctx, record["address"].lower()), record, _owner_group(ctx, account["id"]))
+    return _public(record)
+
+
+def _positive_int(options: dict, name: str, default: int) -> int:
+    value = options.get(name, default)
+    if type(value) is not int or value < 1:
+        raise _invalid(f"options.{name} must be a positive integer")
+    return value
+
+
+def list_eoas(ctx, request) -> dict:
+    account = authenticate(ctx, request.auth).account
+    options = request.options if isinstance(request.options, dict) else {}
+    page = _positive_int(options, "page", 1)
+    page_size = _positive_int(options, "pageSize", DEFAULT_PAGE_SIZE)
+    if page_size > MAX_PAGE_SIZE:
+        raise _invalid(f"options.pageSize must be at most {MAX_PAGE_SIZE}")
+    records = ctx.store.group(_owner_group(ctx, account["id"]))  # creation order
+    start = (page - 1) * page_size
+    return {
+        "items": [_public(r) for r in records[start : start + page_size]],
+        "page": page,
+        "pageSize": page_size,
+        "totalRecords": len(records),
+    }
+
+
+def _signing_key(ctx, request) -> tuple[dict, bytes]:
+    """Authenticate, then find ``options.from`` among the caller's EOAs."""
+    account = authenticate(ctx, request.auth).account
+    options = _options(request)
+    try:
+        address = evm.normalise_address(options.get("from"), "options.from")
+    except evm.EvmInputError as exc:
+        raise _invalid(str(exc)) from None
+    record = ctx.store.get(_eoa_address(ctx, address))
+    if record is None or record["accountId"] != account["id"]:
+        raise OperationError(OperationCode.NOT_FOUND, "no such EOA for this account")
+    return options, bytes.fromhex(record["privateKey"])
+
+
+def _signed(sign) -> dict:
+    try:
+        return {"signature": sign()}
+    except evm.EvmInputError as exc:
+        raise _invalid(str(exc)) from None
+
+
+def sign_message(ctx, request) -> dict:
+    options, key = _signing_key(ctx, request)
+    chain_id = options.get("chainId")
+    # chainId is accepted for policies (12.4); EIP-191 does not sign it.
+    if chain_id is not None and (type(chain_id) is not int or chain_id < 0):
+        raise _invalid("options.chainId must be a non-negative integer")
+    return _signed(lambda: evm.sign_message(key, options.get("message"), options.get("format", "text")))
+
+
+def sign_typed_data(ctx, request) -> dict:
+    options, key = _signing_key(ctx, request)
+    return _signed(lambda: evm.sign_typed_data(key, options.get("typedData")))
+
+
+def sign_transaction(ctx, request) -> dict:
+    options, key = _signing_key(ctx, request)
+    return _signed(lambda: evm.sign_transaction(key, options.get("transaction")))
+
+
+OPERATIONS = {
+    "eoa:create": create,
+    "eoa:list": list_eoas,
+    "eoa:signMessage": sign_message,
+    "eoa:signTypedData": sign_typed_data,
+    "eoa:signTransaction": sign_transaction,
+}

@@ -1,0 +1,200 @@
+"""EOA operations through the enclave's request loop (docs/spec/12-eoa.md), in-process.
+
+Signatures are checked by recovering the signer with eth-account, transactions by decoding the
+signed bytes and comparing every field with what was asked, never by comparing with our output.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from eth_account import Account
+from eth_account._utils.legacy_transactions import Transaction
+from eth_account.messages import encode_defunct, encode_typed_data
+from eth_account.typed_transactions import TypedTransaction
+from hexbytes import HexBytes
+
+import vectors
+from eth_utils import to_checksum_address
+
+from .test_service import call, make_enclave
+
+TO = "0x3535353535353535353535353535353535353535"
+
+
+@pytest.fixture
+def enclave(tmp_path):
+    return make_enclave(tmp_path / "vault.db")
+
+
+def new_account(enclave) -> str:
+    reply = call(enclave, {"operation": "serviceAccount:create", "options": {"metadata": {}}})
+    return reply["data"]["adminKey"]
+
+
+def op(enclave, operation, admin_key, options):
+    return call(enclave, {"operation": operation, "auth": {"adminKey": admin_key}, "options": options})
+
+
+def ok(reply):
+    assert reply["success"] is True and reply["error"] is None, reply
+    return reply["data"]
+
+
+def refused(reply, code):
+    assert reply == {"success": False, "data": None, "error": reply["error"]}, reply
+    assert reply["error"]["code"] == code, reply
+
+
+@pytest.fixture
+def owner(enclave):
+    admin_key = new_account(enclave)
+    eoa = ok(op(enclave, "eoa:create", admin_key, {"metadata": {"team": "pay", "n": 3, "live": True}}))
+    return admin_key, eoa
+
+
+def test_create_returns_client_shape_and_key_stays_sealed(tmp_path):
+    enclave = make_enclave(tmp_path / "db")
+    admin_key = new_account(enclave)
+    eoa = ok(op(enclave, "eoa:create", admin_key, {"metadata": {"team": "payments-xyz", "n": 3, "live": True}}))
+    assert set(eoa) == {"id", "address", "metadata", "createdAt", "updatedAt"}
+    assert eoa["metadata"] == {"team": "payments-xyz", "n": 3, "live": True}
+    assert to_checksum_address(eoa["address"]) == eoa["address"]  # EIP-55
+    raw = b"".join((tmp_path / name).read_bytes() for name in os.listdir(tmp_path))
+    for needle in (eoa["address"][2:], eoa["address"][2:].lower(), eoa["id"], "payments-xyz", "privateKey"):
+        assert needle.encode() not in raw, needle
+
+
+def test_list_paginates_in_creation_order_and_only_the_callers(enclave):
+    admin_key, other = new_account(enclave), new_account(enclave)
+    made = [ok(op(enclave, "eoa:create", admin_key, {"metadata": {"i": i}}))["address"] for i in range(3)]
+    ok(op(enclave, "eoa:create", other, {"metadata": {}}))
+    first = ok(op(enclave, "eoa:list", admin_key, {"page": 1, "pageSize": 2}))
+    second = ok(op(enclave, "eoa:list", admin_key, {"page": 2, "pageSize": 2}))
+    assert (first["page"], first["pageSize"], first["totalRecords"]) == (1, 2, 3)
+    assert [e["address"] for e in first["items"] + second["items"]] == made
+    assert ok(op(enclave, "eoa:list", admin_key, {}))["pageSize"] == 20
+    assert ok(op(enclave, "eoa:list", admin_key, {"page": 3, "pageSize": 2}))["items"] == []
+    for bad in ({"page": 0}, {"pageSize": 0}, {"pageSize": 101}, {"page": "1"}):
+        refused(op(enclave, "eoa:list", admin_key, bad), "invalid_input")
+
+
+def test_sign_message_text_and_hex_recover_to_the_eoa(enclave, owner):
+    admin_key, eoa = owner
+    text = ok(op(enclave, "eoa:signMessage", admin_key, {"from": eoa["address"], "message": "hello ♥", "chainId": 1}))
+    assert len(text["signature"]) == 130 and not text["signature"].startswith("0x")
+    assert Account.recover_message(encode_defunct(text="hello ♥"), signature=bytes.fromhex(text["signature"])) == eoa["address"]
+    hexed = ok(op(enclave, "eoa:signMessage", admin_key,
+                  {"from": eoa["address"].lower(), "message": "0xdeadbeef", "format": "hex"}))
+    signed = encode_defunct(primitive=bytes.fromhex("deadbeef"))
+    assert Account.recover_message(signed, signature=bytes.fromhex(hexed["signature"])) == eoa["address"]
+    refused(op(enclave, "eoa:signMessage", admin_key, {"from": eoa["address"], "message": "0xabc", "format": "hex"}),
+            "invalid_input")
+    refused(op(enclave, "eoa:signMessage", admin_key, {"from": eoa["address"], "message": "x", "format": "b64"}),
+            "invalid_input")
+
+
+def test_sign_typed_data_recovers_to_the_eoa(enclave, owner):
+    admin_key, eoa = owner
+    (mail,) = [t for g in vectors.load("evm_kat")["testGroups"] if g["type"] == "Eip712TypedData" for t in g["tests"]]
+    reply = ok(op(enclave, "eoa:signTypedData", admin_key, {"from": eoa["address"], "typedData": mail["input"]}))
+    encoded = encode_typed_data(full_message=mail["input"])
+    assert Account.recover_message(encoded, signature=bytes.fromhex(reply["signature"])) == eoa["address"]
+    broken = {**mail["input"], "primaryType": "Nope"}
+    refused(op(enclave, "eoa:signTypedData", admin_key, {"from": eoa["address"], "typedData": broken}), "invalid_input")
+
+
+BASE = {"nonce": "0x7", "gasLimit": "0x5208", "value": "0xde0b6b3a7640000", "input": "0xabcd"}
+FEES = {"maxFeePerGas": "0x77359400", "maxPriorityFeePerGas": "0x3b9aca00"}
+ACCESS = [{"address": "0x" + "11" * 20, "storageKeys": ["0x" + "00" * 31 + "01"]}]
+AUTH = {"chainId": "0x1", "address": "0x" + "44" * 20, "nonce": 5, "yParity": 1, "r": "0x" + "ab" * 32, "s": "0x" + "12" * 32}
+TRANSACTIONS = {
+    "legacy-no-chain": {"type": "0x00", **BASE, "gasPrice": "0x4a817c800", "to": TO},
+    "legacy-eip155": {"type": "0x00", **BASE, "chainId": "0x89", "gasPrice": "0x4a817c800", "to": TO},
+    "legacy-create": {"type": "0x00", **BASE, "chainId": "0x1", "gasPrice": "0x1", "to": None},
+    "eip2930": {"type": "0x01", **BASE, "chainId": "0x1", "gasPrice": "0x1", "to": TO, "accessList": ACCESS},
+    "eip1559": {"type": "0x02", **BASE, **FEES, "chainId": "0x2105", "to": TO, "accessList": ACCESS},
+    "eip1559-create": {"type": "0x02", **BASE, **FEES, "chainId": "0x1", "to": None, "accessList": []},
+    "eip4844": {"type": "0x03", **BASE, **FEES, "chainId": "0x1", "to": TO, "accessList": [],
+                "blobVersionedHashes": ["0x01" + "22" * 31], "maxFeePerBlobGas": "0x3"},
+    "eip7702-client-0x05": {"type": "0x05", **BASE, **FEES, "chainId": "0x1", "to": TO, "accessList": [],
+                            "authorizationList": [AUTH]},
+    "eip7702-0x04": {"type": "0x04", **BASE, **FEES, "chainId": "0x1", "to": TO, "accessList": [],
+                     "authorizationList": [AUTH]},
+}
+
+
+def _decode(raw: bytes) -> tuple[int, dict]:
+    if raw[0] >= 0xC0:
+        return 0, Transaction.from_bytes(raw).as_dict()
+    return raw[0], TypedTransaction.from_bytes(HexBytes(raw)).as_dict()
+
+
+@pytest.mark.parametrize("name", sorted(TRANSACTIONS))
+def test_sign_transaction_decodes_to_what_was_asked(enclave, owner, name):
+    admin_key, eoa = owner
+    asked = TRANSACTIONS[name]
+    raw = bytes.fromhex(ok(op(enclave, "eoa:signTransaction", admin_key, {"from": eoa["address"], "transaction": asked}))["signature"])
+    assert Account.recover_transaction(raw) == eoa["address"]
+    tx_type, got = _decode(raw)
+    assert tx_type == {"0x00": 0, "0x01": 1, "0x02": 2, "0x03": 3, "0x04": 4, "0x05": 4}[asked["type"]]
+    q = lambda key: int(asked[key], 16)  # noqa: E731
+    assert (got["nonce"], got["gas"], got["value"], bytes(got["data"])) == (q("nonce"), q("gasLimit"), q("value"), b"\xab\xcd")
+    assert bytes(got["to"]) == (b"" if asked["to"] is None else bytes.fromhex(asked["to"][2:]))
+    if tx_type == 0:
+        assert got["gasPrice"] == q("gasPrice")
+        if "chainId" in asked:  # EIP-155: v = chainId * 2 + 35 + yParity
+            assert got["v"] in (q("chainId") * 2 + 35, q("chainId") * 2 + 36)
+        else:
+            assert got["v"] in (27, 28)
+        return
+    assert got["chainId"] == q("chainId")
+    # eth-account decodes storage keys as integers
+    assert [(bytes(e["address"]).hex(), [int(k).to_bytes(32, "big").hex() for k in e["storageKeys"]])
+            for e in got["accessList"]] == \
+        [(e["address"][2:].lower(), [k[2:] for k in e["storageKeys"]]) for e in asked["accessList"]]
+    if tx_type == 1:
+        assert got["gasPrice"] == q("gasPrice")
+        return
+    assert (got["maxFeePerGas"], got["maxPriorityFeePerGas"]) == (q("maxFeePerGas"), q("maxPriorityFeePerGas"))
+    if tx_type == 3:
+        assert got["maxFeePerBlobGas"] == q("maxFeePerBlobGas")
+        assert [bytes(h).hex() for h in got["blobVersionedHashes"]] == [h[2:] for h in asked["blobVersionedHashes"]]
+    if tx_type == 4:
+        (auth,) = got["authorizationList"]
+        assert (auth["chainId"], auth["nonce"], auth["yParity"], auth["r"], auth["s"]) == (1, 5, 1, int(AUTH["r"], 16), int(AUTH["s"], 16))
+        assert bytes(auth["address"]) == bytes.fromhex(AUTH["address"][2:])
+
+
+@pytest.mark.parametrize(("why", "transaction"), [
+    ("unknown type", {**TRANSACTIONS["eip1559"], "type": "0x07"}),
+    ("7702 without authorizations", {**TRANSACTIONS["eip7702-client-0x05"], "authorizationList": []}),
+    ("authorization without nonce (the client's type omits it)",
+     {**TRANSACTIONS["eip7702-client-0x05"], "authorizationList": [{k: v for k, v in AUTH.items() if k != "nonce"}]}),
+    ("7702 creating a contract", {**TRANSACTIONS["eip7702-client-0x05"], "to": None}),
+    ("blob transaction creating a contract", {**TRANSACTIONS["eip4844"], "to": None}),
+    ("blob sidecar", {**TRANSACTIONS["eip4844"], "blobs": ["0x00"], "commitments": [], "proofs": []}),
+    ("typed without chainId", {k: v for k, v in TRANSACTIONS["eip1559"].items() if k != "chainId"}),
+    ("nonce beyond 64 bits", {**TRANSACTIONS["eip1559"], "nonce": hex(2**64)}),
+    ("odd hex input", {**TRANSACTIONS["eip1559"], "input": "0xabc"}),
+    ("bad to", {**TRANSACTIONS["eip1559"], "to": "0x1234"}),
+    ("not an object", "0x02f8"),
+])
+def test_bad_transactions_are_invalid_input(enclave, owner, why, transaction):
+    admin_key, eoa = owner
+    refused(op(enclave, "eoa:signTransaction", admin_key, {"from": eoa["address"], "transaction": transaction}), "invalid_input")
+
+
+def test_only_the_owner_signs_and_unknown_eoas_look_the_same(enclave, owner):
+    admin_key, eoa = owner
+    stranger = new_account(enclave)
+    message = {"from": eoa["address"], "message": "hi"}
+    refused(op(enclave, "eoa:signMessage", stranger, message), "not_found")
+    refused(op(enclave, "eoa:signMessage", admin_key, {**message, "from": "0x" + "99" * 20}), "not_found")
+    refused(op(enclave, "eoa:signMessage", admin_key, {**message, "from": "nope"}), "invalid_input")
+    refused(op(enclave, "eoa:signMessage", "sa_adm_" + "00" * 32, message), "auth_invalid_admin_key")
+    refused(call(enclave, {"operation": "eoa:signMessage", "options": message}), "auth_missing")
+    refused(call(enclave, {"operation": "eoa:create", "options": {"metadata": {}}}), "auth_missing")
+    refused(op(enclave, "eoa:create", admin_key, {"metadata": {"x": [1]}}), "invalid_input")
+    assert ok(op(enclave, "eoa:list", stranger, {}))["totalRecords"] == 0
