@@ -223,3 +223,30 @@ def sign_transaction(private_key: bytes, tx: object) -> str:
     except Exception as exc:  # eth-account validates the dict and raises various types
         raise EvmInputError(f"options.transaction cannot be signed: {exc}") from None
     return bytes(signed.raw_transaction).hex()
+
+
+# ---------- EIP-7702 authorizations ----------
+
+
+def sign_authorization(private_key: bytes, authorization: object) -> dict:
+    """Sign the EIP-7702 tuple: ``keccak256(0x05 || rlp([chainId, address, nonce]))``.
+
+    Answers the client's ``SignedAuthorization``: the request's ``chainId`` and ``address`` as
+    given, ``nonce`` and ``yParity`` as JSON numbers, ``r`` and ``s`` as 0x-hex quantities.
+    """
+    if not isinstance(authorization, dict):
+        raise EvmInputError("options.authorization must be an object")
+    fields = {
+        "chainId": _quantity(authorization.get("chainId"), "authorization.chainId"),
+        "address": _checksum(authorization.get("address"), "authorization.address"),
+        "nonce": _quantity(authorization.get("nonce"), "authorization.nonce", U64_MAX),
+    }
+    signed = Account.sign_authorization(fields, private_key)
+    return {
+        "chainId": authorization["chainId"],
+        "address": authorization["address"],
+        "nonce": fields["nonce"],
+        "yParity": signed.y_parity,
+        "r": hex(signed.r),
+        "s": hex(signed.s),
+    }

@@ -198,3 +198,22 @@ def test_only_the_owner_signs_and_unknown_eoas_look_the_same(enclave, owner):
     refused(call(enclave, {"operation": "eoa:create", "options": {"metadata": {}}}), "auth_missing")
     refused(op(enclave, "eoa:create", admin_key, {"metadata": {"x": [1]}}), "invalid_input")
     assert ok(op(enclave, "eoa:list", stranger, {}))["totalRecords"] == 0
+
+
+def test_sign_authorization_recovers_to_the_eoa_and_echoes_the_tuple(enclave, owner):
+    import rlp
+    from eth_keys import keys
+    from eth_utils import keccak
+
+    admin_key, eoa = owner
+    asked = {"chainId": "0x2105", "address": "0x" + "44" * 20, "nonce": 3}
+    signed = ok(op(enclave, "eoa:signAuthorization", admin_key, {"from": eoa["address"], "authorization": asked}))
+    signed = signed["signedAuthorization"]
+    assert {k: signed[k] for k in asked} == asked and signed["yParity"] in (0, 1)
+    # EIP-7702: the authority signs keccak256(MAGIC 0x05 || rlp([chain_id, address, nonce]))
+    digest = keccak(b"\x05" + rlp.encode([0x2105, bytes.fromhex("44" * 20), 3]))
+    signature = keys.Signature(vrs=(signed["yParity"], int(signed["r"], 16), int(signed["s"], 16)))
+    assert signature.recover_public_key_from_msg_hash(digest).to_checksum_address() == eoa["address"]
+    for bad in ({**asked, "nonce": -1}, {**asked, "address": "0x12"}, {"chainId": "0x1", "address": asked["address"]}):
+        refused(op(enclave, "eoa:signAuthorization", admin_key, {"from": eoa["address"], "authorization": bad}),
+                "invalid_input")

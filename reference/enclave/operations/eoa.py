@@ -134,10 +134,19 @@ def sign_transaction(ctx, request) -> dict:
     return _signed(lambda: evm.sign_transaction(key, options.get("transaction")))
 
 
+def sign_authorization(ctx, request) -> dict:
+    options, key = _signing_key(ctx, request)
+    try:
+        return {"signedAuthorization": evm.sign_authorization(key, options.get("authorization"))}
+    except evm.EvmInputError as exc:
+        raise _invalid(str(exc)) from None
+
+
 OPERATIONS = {
     "eoa:create": create,
     "eoa:list": list_eoas,
     "eoa:signMessage": sign_message,
     "eoa:signTypedData": sign_typed_data,
     "eoa:signTransaction": sign_transaction,
+    "eoa:signAuthorization": sign_authorization,
 }
