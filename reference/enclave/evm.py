@@ -250,3 +250,86 @@ def sign_authorization(private_key: bytes, authorization: object) -> dict:
         "r": hex(signed.r),
         "s": hex(signed.s),
     }
+
+
+# ---------- ERC-4337 user operations ----------
+
+# The canonical EntryPoint deployments (eth-infinitism/account-abstraction releases v0.6.0, v0.7.0).
+ENTRY_POINT_V06 = "0x5FF137D4b0FDCD49DcA30c7CF57E578a026d2789"
+ENTRY_POINT_V07 = "0x0000000071727De22E5E9d8BAf0edAc6f37da032"
+U128_MAX = 2**128 - 1
+
+
+def _user_op_hash(inner: bytes, entry_point: str, chain_id: int) -> bytes:
+    from eth_abi import encode
+    from eth_utils import keccak
+
+    return keccak(encode(["bytes32", "address", "uint256"], [keccak(inner), entry_point, chain_id]))
+
+
+def user_operation_hash_v06(op: dict, chain_id: int) -> bytes:
+    """``EntryPoint.getUserOpHash`` of v0.6: keccak(abi.encode(keccak(pack(op)), entryPoint, chainId))."""
+    from eth_abi import encode
+    from eth_utils import keccak
+
+    q = lambda name: _quantity(op.get(name), f"userop.{name}")  # noqa: E731
+    b = lambda name: keccak(_hex_bytes(op.get(name, "0x"), f"userop.{name}"))  # noqa: E731
+    inner = encode(
+        ["address", "uint256", "bytes32", "bytes32", "uint256", "uint256", "uint256", "uint256", "uint256", "bytes32"],
+        [_checksum(op.get("sender"), "userop.sender"), q("nonce"), b("initCode"), b("callData"), q("callGasLimit"),
+         q("verificationGasLimit"), q("preVerificationGas"), q("maxFeePerGas"), q("maxPriorityFeePerGas"),
+         b("paymasterAndData")],
+    )
+    entry_point = _checksum(op.get("entrypoint", ENTRY_POINT_V06), "userop.entrypoint")
+    return _user_op_hash(inner, entry_point, chain_id)
+
+
+def user_operation_hash_v07(op: dict, chain_id: int) -> bytes:
+    """v0.7: the unpacked fields of the client's input packed into ``PackedUserOperation``
+    (initCode = factory || factoryData; gas limits and fees as two uint128 halves of a bytes32;
+    paymasterAndData = paymaster || uint128 verification gas || uint128 post-op gas || data)."""
+    from eth_abi import encode
+    from eth_utils import keccak
+
+    q = lambda name, top=U256_MAX: _quantity(op.get(name, "0x0"), f"userop.{name}", top)  # noqa: E731
+    h = lambda name: _hex_bytes(op.get(name, "0x"), f"userop.{name}")  # noqa: E731
+    init_code = b""
+    if op.get("factory") is not None:
+        init_code = bytes.fromhex(_checksum(op["factory"], "userop.factory")[2:]) + h("factoryData")
+    paymaster_and_data = b""
+    if op.get("paymaster") is not None:
+        paymaster_and_data = (
+            bytes.fromhex(_checksum(op["paymaster"], "userop.paymaster")[2:])
+            + q("paymasterVerificationGasLimit", U128_MAX).to_bytes(16, "big")
+            + q("paymasterPostOpGasLimit", U128_MAX).to_bytes(16, "big")
+            + h("paymasterData")
+        )
+    account_gas_limits = q("verificationGasLimit", U128_MAX) << 128 | q("callGasLimit", U128_MAX)
+    gas_fees = q("maxPriorityFeePerGas", U128_MAX) << 128 | q("maxFeePerGas", U128_MAX)
+    inner = encode(
+        ["address", "uint256", "bytes32", "bytes32", "bytes32", "uint256", "bytes32", "bytes32"],
+        [_checksum(op.get("sender"), "userop.sender"), q("nonce"), keccak(init_code), keccak(h("callData")),
+         account_gas_limits.to_bytes(32, "big"), q("preVerificationGas"), gas_fees.to_bytes(32, "big"),
+         keccak(paymaster_and_data)],
+    )
+    entry_point = _checksum(op.get("entrypoint", ENTRY_POINT_V07), "userop.entrypoint")
+    return _user_op_hash(inner, entry_point, chain_id)
+
+
+def sign_structured_message(private_key: bytes, structured: object, chain_id: object) -> dict:
+    """Sign a user operation's hash as an EIP-191 message (what ERC-4337 accounts that check
+    ``toEthSignedMessageHash(userOpHash)`` verify). Answers ``{signature, message}``, message =
+    the 0x-hex user-operation hash."""
+    if type(chain_id) is not int or not 0 < chain_id <= U64_MAX:
+        raise EvmInputError("options.chainId (a positive integer) is required to hash a user operation")
+    if not isinstance(structured, dict) or len(structured) != 1 or not isinstance(next(iter(structured.values())), dict):
+        raise EvmInputError("options.structuredMessage must be {useropV06: {...}} or {useropV07: {...}}")
+    (kind, op), = structured.items()
+    if kind == "useropV06":
+        digest = user_operation_hash_v06(op, chain_id)
+    elif kind == "useropV07":
+        digest = user_operation_hash_v07(op, chain_id)
+    else:
+        raise EvmInputError("options.structuredMessage must be {useropV06: {...}} or {useropV07: {...}}")
+    signed = Account.sign_message(encode_defunct(primitive=digest), private_key)
+    return {"signature": _signature_hex(signed), "message": "0x" + digest.hex()}

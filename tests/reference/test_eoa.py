@@ -217,3 +217,76 @@ def test_sign_authorization_recovers_to_the_eoa_and_echoes_the_tuple(enclave, ow
     for bad in ({**asked, "nonce": -1}, {**asked, "address": "0x12"}, {"chainId": "0x1", "address": asked["address"]}):
         refused(op(enclave, "eoa:signAuthorization", admin_key, {"from": eoa["address"], "authorization": bad}),
                 "invalid_input")
+
+
+# ---------- ERC-4337 user operations ----------
+
+SENDER = "0x" + "5a" * 20
+USEROP_V06 = {"sender": SENDER, "nonce": "0x1", "initCode": "0x", "callData": "0xb61d27f6", "callGasLimit": "0x30d40",
+              "verificationGasLimit": "0x186a0", "preVerificationGas": "0xc350", "maxFeePerGas": "0x77359400",
+              "maxPriorityFeePerGas": "0x3b9aca00", "paymasterAndData": "0x"}
+USEROP_V07 = {"sender": SENDER, "nonce": "0x2", "factory": "0x" + "fa" * 20, "factoryData": "0x1234",
+              "callData": "0xb61d27f6", "callGasLimit": "0x30d40", "verificationGasLimit": "0x186a0",
+              "preVerificationGas": "0xc350", "maxFeePerGas": "0x77359400", "maxPriorityFeePerGas": "0x3b9aca00",
+              "paymaster": "0x" + "9a" * 20, "paymasterData": "0xbeef", "paymasterVerificationGasLimit": "0x1000",
+              "paymasterPostOpGasLimit": "0x2000"}
+
+
+def _erc4337_hash(types, values, entry_point, chain_id):
+    """ERC-4337's getUserOpHash written out from the EntryPoint sources, for the test alone."""
+    from eth_abi import encode
+    from eth_utils import keccak
+
+    return keccak(encode(["bytes32", "address", "uint256"], [keccak(encode(types, values)), entry_point, chain_id]))
+
+
+def _expected_v06(op, entry_point, chain_id):
+    from eth_utils import keccak
+
+    n = lambda k: int(op[k], 16)  # noqa: E731
+    b = lambda k: keccak(bytes.fromhex(op[k][2:]))  # noqa: E731
+    return _erc4337_hash(["address", "uint256", "bytes32", "bytes32"] + ["uint256"] * 5 + ["bytes32"],
+                         [op["sender"], n("nonce"), b("initCode"), b("callData"), n("callGasLimit"),
+                          n("verificationGasLimit"), n("preVerificationGas"), n("maxFeePerGas"),
+                          n("maxPriorityFeePerGas"), b("paymasterAndData")], entry_point, chain_id)
+
+
+def _expected_v07(op, entry_point, chain_id):
+    from eth_utils import keccak
+
+    n = lambda k: int(op[k], 16)  # noqa: E731
+    raw = lambda k: bytes.fromhex(op[k][2:])  # noqa: E731
+    init_code = raw("factory") + raw("factoryData")
+    pm = raw("paymaster") + n("paymasterVerificationGasLimit").to_bytes(16, "big") + \
+        n("paymasterPostOpGasLimit").to_bytes(16, "big") + raw("paymasterData")
+    gas_limits = n("verificationGasLimit").to_bytes(16, "big") + n("callGasLimit").to_bytes(16, "big")
+    fees = n("maxPriorityFeePerGas").to_bytes(16, "big") + n("maxFeePerGas").to_bytes(16, "big")
+    return _erc4337_hash(["address", "uint256", "bytes32", "bytes32", "bytes32", "uint256", "bytes32", "bytes32"],
+                         [op["sender"], n("nonce"), keccak(init_code), keccak(raw("callData")), gas_limits,
+                          n("preVerificationGas"), fees, keccak(pm)], entry_point, chain_id)
+
+
+@pytest.mark.parametrize(("kind", "userop", "expected", "default_entry_point"), [
+    ("useropV06", USEROP_V06, _expected_v06, "0x5FF137D4b0FDCD49DcA30c7CF57E578a026d2789"),
+    ("useropV07", USEROP_V07, _expected_v07, "0x0000000071727De22E5E9d8BAf0edAc6f37da032"),
+])
+def test_user_operation_hash_and_signature(enclave, owner, kind, userop, expected, default_entry_point):
+    admin_key, eoa = owner
+    sign = lambda op, chain: op_(enclave, admin_key, eoa, {kind: op}, chain)  # noqa: E731
+    reply = ok(sign(userop, 8453))
+    digest = expected(userop, default_entry_point, 8453)
+    assert reply["message"] == "0x" + digest.hex()
+    assert Account.recover_message(encode_defunct(primitive=digest), signature=bytes.fromhex(reply["signature"])) == eoa["address"]
+    other_entry_point = "0x" + "e0" * 20
+    moved = ok(sign({**userop, "entrypoint": other_entry_point}, 1))
+    assert moved["message"] == "0x" + expected(userop, other_entry_point, 1).hex()
+    refused(sign(userop, None), "invalid_input")
+    refused(sign({**userop, "sender": "0x12"}, 1), "invalid_input")
+    refused(op_(enclave, admin_key, eoa, {"useropV08": userop}, 1), "invalid_input")
+
+
+def op_(enclave, admin_key, eoa, structured, chain_id):
+    options = {"from": eoa["address"], "structuredMessage": structured}
+    if chain_id is not None:
+        options["chainId"] = chain_id
+    return op(enclave, "eoa:signStructuredMessage", admin_key, options)

@@ -142,6 +142,14 @@ def sign_authorization(ctx, request) -> dict:
         raise _invalid(str(exc)) from None
 
 
+def sign_structured_message(ctx, request) -> dict:
+    options, key = _signing_key(ctx, request)
+    try:
+        return evm.sign_structured_message(key, options.get("structuredMessage"), options.get("chainId"))
+    except evm.EvmInputError as exc:
+        raise _invalid(str(exc)) from None
+
+
 OPERATIONS = {
     "eoa:create": create,
     "eoa:list": list_eoas,
@@ -149,4 +157,5 @@ OPERATIONS = {
     "eoa:signTypedData": sign_typed_data,
     "eoa:signTransaction": sign_transaction,
     "eoa:signAuthorization": sign_authorization,
+    "eoa:signStructuredMessage": sign_structured_message,
 }
