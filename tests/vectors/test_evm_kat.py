@@ -51,3 +51,21 @@ def test_eip155_legacy_transaction(group, test):
     unsigned = Transaction(nonce=decoded.nonce, gasPrice=decoded.gasPrice, gas=decoded.gas, to=decoded.to,
                            value=decoded.value, data=decoded.data, v=1, r=0, s=0)
     assert unsigned.hash().hex() == test["digest"]  # ... and is EIP-155's RLP with (chainId, 0, 0)
+
+
+@pytest.mark.parametrize(("group", "test"), cases("evm_kat", group_type="Eip7702Authorization"))
+def test_eip7702_authorization(group, test):
+    import rlp
+    from eth_keys import keys
+    from eth_utils import keccak
+
+    key, asked = h(test["privateKey"]), test["input"]
+    signed = evm.sign_authorization(key, asked)
+    signature = h(test["signature"])
+    assert (signed["r"], signed["s"], signed["yParity"]) == (
+        hex(int.from_bytes(signature[:32], "big")), hex(int.from_bytes(signature[32:64], "big")), signature[64])
+    # EIP-7702: the authority signs keccak256(MAGIC 0x05 || rlp([chain_id, address, nonce]))
+    digest = keccak(b"\x05" + rlp.encode([int(asked["chainId"], 16), h(asked["address"][2:]), asked["nonce"]]))
+    assert digest.hex() == test["digest"]
+    recovered = keys.Signature(signature_bytes=signature).recover_public_key_from_msg_hash(digest)
+    assert recovered.to_checksum_address() == test["address"] == evm.address_of(key)
