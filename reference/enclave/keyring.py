@@ -1,9 +1,10 @@
 """The master key and the keys derived from it (spec §7).
 
-Only the enclave ever holds these. The master key comes from a :class:`MasterKeySource`: a local
-file for development, or KMS (released only to an enclave with the right PCRs). Every other key
-is derived from it with HKDF-SHA256 under a distinct label, so one secret protects everything
-and no derived key can be used in another role.
+Only the enclave ever holds these. The master key is a KMS data key released only to an enclave
+with the right PCRs (``kms.py``, spec §11), or, for development only, a local file
+(:class:`FileMasterKey`, behind ``--insecure-dev-master-key-file``). Every other key, the
+enclave's static X25519 key included, is derived from it with HKDF-SHA256 under a distinct
+label, so one secret protects everything and no derived key can be used in another role.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 MASTER_KEY_BYTES = 32
+DEFAULT_STATIC_KEY_EPOCH = 1
 
 
 class MasterKeySource(Protocol):
@@ -45,6 +47,12 @@ class FileMasterKey:
         return key
 
 
+def check_epoch(epoch: int) -> int:
+    if type(epoch) is not int or not 1 <= epoch < 2**32:
+        raise ValueError(f"static key epoch must be an integer in 1..2^32-1, not {epoch!r}")
+    return epoch
+
+
 def _derive(master: bytes, label: str) -> bytes:
     return HKDF(hashes.SHA256(), 32, None, b"vault-reference/v1/" + label.encode()).derive(master)
 
@@ -52,12 +60,16 @@ def _derive(master: bytes, label: str) -> bytes:
 class Keyring:
     """Keys derived from the master key, one per role."""
 
-    def __init__(self, master_key: bytes):
+    def __init__(self, master_key: bytes, static_key_epoch: int = DEFAULT_STATIC_KEY_EPOCH):
         if len(master_key) != MASTER_KEY_BYTES:
             raise ValueError("master key must be 32 bytes")
         self.record_key = _derive(master_key, "record-encryption")
         self._identifier_key = _derive(master_key, "identifier-hmac")
         self._secret_key = _derive(master_key, "secret-hmac")
+        self.static_key_epoch = check_epoch(static_key_epoch)
+        # Every instance holding this master key answers to the same static key (spec §11.3);
+        # rotating it is an epoch bump, not a new random key to distribute.
+        self.static_secret = _derive(master_key, f"static-x25519/epoch/{static_key_epoch}")
 
     def identifier(self, kind: str, value: str) -> bytes:
         """HMAC of an entity identifier: the only form in which ids appear in the database."""

@@ -20,14 +20,23 @@ import orjson
 
 from . import attestation, envelope
 from .errors import EnvelopeCode, EnvelopeError, OperationCode, OperationError, VaultError
-from .keyring import Keyring
+from .keyring import DEFAULT_STATIC_KEY_EPOCH, Keyring
 from .nsm import SimulatedNsm
 from .store import KeyValueStore, SealedStore
 
-STATIC_KEY_ADDRESS = ("enclave", "static-x25519")
+LEGACY_STATIC_KEY_ADDRESS = ("enclave", "static-x25519")  # removed on start (spec §11.3)
 # Unkeyed, well-known address of a sealed marker: it lets a restart with the wrong master key fail
 # loudly instead of silently starting a second, empty Vault beside the first one's records.
 KEY_CHECK_ADDRESS = hashlib.sha256(b"vault-reference/v1/key-check").digest()
+
+
+@dataclass(frozen=True)
+class KeyPolicySource:
+    """Where ``enclave:keyPolicy`` reads the master key's policy: the key ARN and a fetcher
+    (GetKeyPolicy through the enclave's KMS client, at request time)."""
+
+    key_arn: str
+    fetch: Callable[[str], str]
 
 
 class MasterKeyMismatch(VaultError):
@@ -144,24 +153,26 @@ class Enclave:
         logger: logging.Logger | None = None,
         operations: dict[str, Handler] | None = None,
         nsm=None,
+        static_key_epoch: int = DEFAULT_STATIC_KEY_EPOCH,
+        key_policy_source: "KeyPolicySource | None" = None,
     ):
         from .operations import default_operations
 
         self._random = random_bytes
         self._log = logger or logging.getLogger("vault.enclave")
-        keyring = Keyring(master_key)
+        keyring = Keyring(master_key, static_key_epoch)
         self.store = SealedStore(kv, keyring, random_bytes)
         self.context = OperationContext(self.store, keyring, now, random_bytes, self)
         self.operations = operations if operations is not None else default_operations()
-        self._static_secret = self._load_or_create_static_key()
+        self._check_master_key()
+        # Derived, not stored (spec §11.3): the same master key and epoch give the same key.
+        self._static_secret = keyring.static_secret
         self.public_key = envelope.public_key(self._static_secret)
         self.nsm = nsm
         self.context.extras["nsm"] = nsm
+        self.context.extras["key_policy"] = key_policy_source
 
-    def _load_or_create_static_key(self) -> bytes:
-        # The static key is itself an entity sealed under the master key, so it survives restarts
-        # and is readable only where the master key is (spec §7.4).
-        address = self.store.address(*STATIC_KEY_ADDRESS)
+    def _check_master_key(self) -> None:
         with self.store.transaction():
             try:
                 marker = self.store.get(KEY_CHECK_ADDRESS)
@@ -169,11 +180,9 @@ class Enclave:
                 raise MasterKeyMismatch("the master key does not open this Vault's database") from None
             if marker is None:
                 self.store.put(KEY_CHECK_ADDRESS, {"keyCheck": True})
-            record = self.store.get(address)
-            if record is None:
-                record = {"secret": self._random(envelope.KEY_BYTES).hex()}
-                self.store.put(address, record)
-        return bytes.fromhex(record["secret"])
+            # Migration: databases from before §11.3 kept a random static key as a sealed record.
+            # It is dropped: the static key is now derived from the master key and the epoch.
+            self.store.delete(self.store.address(*LEGACY_STATIC_KEY_ADDRESS))
 
     def handle_message(self, kind: str, body: bytes) -> tuple[int, bytes]:
         """The transport's single entry point: a message kind and opaque bytes (spec §2)."""

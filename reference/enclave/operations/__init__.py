@@ -5,7 +5,7 @@ from __future__ import annotations
 
 def default_operations() -> dict:
     from .. import attestation
-    from . import eoa, ping, service_accounts
+    from . import eoa, key_policy, ping, service_accounts
 
     return {
         "ping": ping.ping,
@@ -13,5 +13,6 @@ def default_operations() -> dict:
         "serviceAccount:get": service_accounts.get,
         "serviceAccount:rotate": service_accounts.rotate,
         "enclave:attest": attestation.operation_attest,
+        "enclave:keyPolicy": key_policy.key_policy,
         **eoa.OPERATIONS,
     }
