@@ -4,20 +4,61 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
 
 from .config import Config
 
 
-def build_enclave(config: Config):
-    """The enclave side: master key, sealed store, operations."""
+def build_enclave(config: Config, resources: list | None = None):
+    """The enclave side: master key (spec §11), sealed store, operations.
+
+    Processes started on the way (the embedded mock KMS) are appended to ``resources`` for the
+    caller to stop; they are also stopped at interpreter exit.
+    """
+    import atexit
+
     from .enclave.keyring import FileMasterKey
-    from .enclave.service import Enclave
+    from .enclave.service import Enclave, KeyPolicySource
     from .enclave.store import SqliteStore
 
     config.data_dir.mkdir(parents=True, exist_ok=True)
-    return Enclave(kv=SqliteStore(config.database), master_key=FileMasterKey(config.master_key_file).load(),
-                   nsm=build_nsm(config))
+    nsm = build_nsm(config)
+    key_policy = None
+    if config.insecure_dev_master_key_file:
+        print(f"WARNING: INSECURE development master key in a plain file ({config.master_key_file}); "
+              "anyone with the data directory has every key. Never use this outside development.",
+              file=sys.stderr, flush=True)
+        master_key = FileMasterKey(config.master_key_file).load()
+    else:
+        from .enclave import kms
+        from .enclave.kms_client import Boto3KmsClient
+
+        if config.kms_key_id:
+            client = Boto3KmsClient(region=config.kms_region, endpoint_url=config.kms_endpoint)
+            key_id = config.kms_key_id
+            print(f"vault-reference: master key from KMS key {key_id} ({client.where})", flush=True)
+        else:
+            from .embedded_kms import REGION, EmbeddedKms
+            from .enclave.nsm import SimulatedNsm
+
+            if not isinstance(nsm, SimulatedNsm):
+                raise kms.KmsFailed("the embedded mock KMS needs the simulated NSM; give --kms-key-id")
+            embedded = EmbeddedKms(config.data_dir, nsm.root_pem()).start()
+            atexit.register(embedded.stop)
+            if resources is not None:
+                resources.append(embedded)
+            client = Boto3KmsClient(region=REGION, endpoint_url=embedded.url,
+                                    access_key_id="vault-enclave-dev", secret_access_key="mock")
+            key_id = embedded.key_arn(client, nsm.pcrs[0].hex())
+            print(f"vault-reference: master key from the embedded mock KMS at {embedded.url} "
+                  f"(state {embedded.state_dir}, key {key_id}, simulated NSM PCR0 {nsm.pcrs[0].hex()[:16]}...)",
+                  flush=True)
+        master_key, key_arn = kms.release_master_key(
+            client, nsm, kms.DataKeyFile(config.data_dir / kms.DATA_KEY_FILE), key_id)
+        key_policy = KeyPolicySource(key_arn, client.get_key_policy)
+    return Enclave(kv=SqliteStore(config.database), master_key=master_key, nsm=nsm,
+                   static_key_epoch=config.static_key_epoch, key_policy_source=key_policy)
 
 
 def build_nsm(config: Config):
@@ -29,14 +70,14 @@ def build_nsm(config: Config):
     return SimulatedNsm(config.data_dir / "nsm", pcrs=config.load_pcrs(), debug=config.nsm_debug)
 
 
-def build_app(config: Config, enclave_address: str | None = None):
+def build_app(config: Config, enclave_address: str | None = None, resources: list | None = None):
     """The host front; with ``enclave_address`` it forwards over a socket, else to an in-process enclave."""
     from .host.app import HostApp
     from .host.transport import InProcessTransport, SocketTransport
 
     if enclave_address:
         return HostApp(SocketTransport(enclave_address))
-    return HostApp(InProcessTransport(build_enclave(config)))
+    return HostApp(InProcessTransport(build_enclave(config, resources)))
 
 
 def _run_http(app, config: Config, http: str = "auto", loop: str = "auto") -> None:
@@ -63,6 +104,14 @@ def main(argv: list[str] | None = None) -> int:
                              help="simulate a debug-mode enclave (PCR0/1/2/8 all zero)")
         command.add_argument("--pcrs-file", type=Path,
                              help="PCRs the simulated NSM reports: describe-eif JSON or {\"PCR0\": hex, ...}")
+        command.add_argument("--kms-key-id", help="KMS key ARN holding the master key (default: the embedded "
+                             "mock KMS, state in <data-dir>.kms/)")
+        command.add_argument("--kms-region", help="AWS region of the KMS key (default: boto3's)")
+        command.add_argument("--kms-endpoint", help="KMS endpoint URL (default: AWS's for the region)")
+        command.add_argument("--insecure-dev-master-key-file", action="store_true", default=None,
+                             help="INSECURE, development only: a plain master key file in the data directory")
+        command.add_argument("--static-key-epoch", type=int,
+                             help="epoch of the static X25519 key derived from the master key (default 1)")
     host = sub.add_parser("host", help="run only the HTTP front, forwarding to an enclave process")
     host.add_argument("--enclave", required=True, help="tcp:HOST:PORT or vsock:CID:PORT of the enclave")
     host.add_argument("--host", help="address to bind (default 127.0.0.1)")
@@ -75,19 +124,36 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    config = Config.from_env(host=getattr(args, "host", None), port=getattr(args, "port", None),
-                             data_dir=getattr(args, "data_dir", None), nsm=getattr(args, "nsm", None),
-                             nsm_debug=getattr(args, "nsm_debug", None), pcrs_file=getattr(args, "pcrs_file", None))
-    if args.command == "serve":
-        _run_http(build_app(config), config, http=args.http, loop=args.loop)
-    elif args.command == "host":
-        _run_http(build_app(config, enclave_address=args.enclave), config, http=args.http, loop=args.loop)
-    else:
-        import asyncio
+    from .enclave.errors import VaultError
 
-        from .enclave.server import serve as serve_enclave
+    resources: list = []
+    try:
+        config = Config.from_env(
+            host=getattr(args, "host", None), port=getattr(args, "port", None),
+            data_dir=getattr(args, "data_dir", None), nsm=getattr(args, "nsm", None),
+            nsm_debug=getattr(args, "nsm_debug", None), pcrs_file=getattr(args, "pcrs_file", None),
+            kms_key_id=getattr(args, "kms_key_id", None), kms_region=getattr(args, "kms_region", None),
+            kms_endpoint=getattr(args, "kms_endpoint", None),
+            insecure_dev_master_key_file=getattr(args, "insecure_dev_master_key_file", None),
+            static_key_epoch=getattr(args, "static_key_epoch", None))
+        if args.command == "serve":
+            _run_http(build_app(config, resources=resources), config, http=args.http, loop=args.loop)
+        elif args.command == "host":
+            _run_http(build_app(config, enclave_address=args.enclave), config, http=args.http, loop=args.loop)
+        else:
+            import asyncio
 
-        asyncio.run(serve_enclave(build_enclave(config), args.listen))
+            from .enclave.server import serve as serve_enclave
+
+            asyncio.run(serve_enclave(build_enclave(config, resources), args.listen))
+    except (VaultError, ValueError, OSError) as error:
+        # One line naming the cause (a KMS denial, an unreachable KMS, bad configuration), no traceback.
+        cause = getattr(error, "cause", None) or str(error)
+        print(f"vault-reference: cannot start: {cause}", file=sys.stderr, flush=True)
+        return 1
+    finally:
+        for resource in resources:
+            resource.stop()
     return 0
 
 

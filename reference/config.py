@@ -16,6 +16,13 @@ class Config:
     nsm: str = "simulated"  # or "device" (/dev/nsm inside a Nitro enclave)
     nsm_debug: bool = False
     pcrs_file: Path | None = None
+    # The master key (spec §11): a KMS key ARN (real KMS), else the embedded mock KMS; a plain
+    # file only behind the loudly named development flag.
+    kms_key_id: str | None = None
+    kms_region: str | None = None
+    kms_endpoint: str | None = None
+    insecure_dev_master_key_file: bool = False
+    static_key_epoch: int = 1
 
     @property
     def database(self) -> Path:
@@ -34,11 +41,21 @@ class Config:
             "nsm": os.environ.get("VAULT_NSM", cls.nsm),
             "nsm_debug": os.environ.get("VAULT_NSM_DEBUG", "") in ("1", "true", "yes"),
             "pcrs_file": Path(os.environ["VAULT_PCRS_FILE"]) if os.environ.get("VAULT_PCRS_FILE") else None,
+            "kms_key_id": os.environ.get("VAULT_KMS_KEY_ID") or None,
+            "kms_region": os.environ.get("VAULT_KMS_REGION") or None,
+            "kms_endpoint": os.environ.get("VAULT_KMS_ENDPOINT") or None,
+            "insecure_dev_master_key_file":
+                os.environ.get("VAULT_INSECURE_DEV_MASTER_KEY_FILE", "") in ("1", "true", "yes"),
+            "static_key_epoch": int(os.environ.get("VAULT_STATIC_KEY_EPOCH", cls.static_key_epoch)),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         config = cls(**values)
         if not 0 < config.port < 65536:
             raise ValueError(f"port {config.port} is out of range")
+        if not 1 <= config.static_key_epoch < 2**32:
+            raise ValueError(f"static key epoch must be 1..2^32-1, not {config.static_key_epoch}")
+        if config.kms_key_id and config.insecure_dev_master_key_file:
+            raise ValueError("--kms-key-id and --insecure-dev-master-key-file exclude each other")
         if config.nsm not in ("simulated", "device"):
             raise ValueError(f"nsm must be 'simulated' or 'device', not {config.nsm!r}")
         return config

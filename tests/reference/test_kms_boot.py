@@ -149,3 +149,38 @@ def test_key_policy_returns_the_exact_policy_bound_to_an_attestation(world):
     assert "attestationDocument" not in plain and plain["policy"] == exact
     bad = call(enclave, {"operation": "enclave:keyPolicy", "options": {"nonce": "xyz"}})
     assert bad["success"] is False and bad["error"]["code"] == "invalid_input"
+
+
+@pytest.mark.server
+def test_cli_embedded_default_boots_serves_and_refuses_a_wrong_pcr0(tmp_path):
+    import subprocess
+    import sys
+
+    import httpx
+
+    from tests.conftest import ROOT, start_reference
+
+    data_dir = tmp_path / "data"
+    server = start_reference(data_dir)
+    try:
+        public_key = bytes.fromhex(httpx.get(server.url + "/api/v1/enclave").json()["publicKey"])
+        assert len(public_key) == 32
+    finally:
+        output = server.stop()
+    assert "embedded mock KMS" in output and "Traceback" not in output
+    kms_dir = tmp_path / "data.kms"
+    assert (kms_dir / "embedded-key-arn").exists() and not (data_dir / "master.key").exists()
+    pcrs = tmp_path / "pcrs.json"
+    pcrs.write_text(json.dumps({"PCR0": OTHER_PCR0.hex()}))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    refused = subprocess.run([sys.executable, "-m", "reference.cli", "serve", "--port", "1", "--data-dir",
+                              str(data_dir), "--pcrs-file", str(pcrs)], cwd=ROOT, env=env,
+                             capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 1
+    assert "Traceback" not in refused.stderr
+    lines = [line for line in refused.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "AccessDeniedException" in lines[0], refused.stderr
+    audit = [json.loads(line) for path in kms_dir.rglob("*audit*") for line in path.read_text().splitlines()
+             if line.strip()]
+    denied = [r for r in audit if r["operation"] == "Decrypt" and r["decision"] == "deny"]
+    assert denied and OTHER_PCR0.hex() in json.dumps(denied[-1]["pcrs"])
