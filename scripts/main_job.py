@@ -36,7 +36,9 @@ def main() -> int:
     url = f"http://127.0.0.1:{args.port}"
     with tempfile.TemporaryDirectory(prefix="vault-data-") as scratch:
         server = subprocess.Popen([sys.executable, "-m", "reference.cli", "serve", "--host", "127.0.0.1",
-                                   "--port", str(args.port), "--data-dir", args.data_dir or scratch])
+                                   "--port", str(args.port), "--data-dir",
+                                   # inside the scratch dir, so the embedded KMS's <data-dir>.kms/ is removed too
+                                   args.data_dir or f"{scratch}/data"])
         try:
             wait_healthy(url, server)
             print(f"reference Vault serving on {url}", flush=True)
