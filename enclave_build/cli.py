@@ -55,8 +55,10 @@ def _cmd_build(a: argparse.Namespace) -> int:
 def _cmd_describe(a: argparse.Namespace) -> int:
     with open(a.eif_path, "rb", buffering=0) as f:
         info = inspect_eif(f, check_crc=False)
-    _print(describe_json(info))
-    return 0 if info.crc_ok else 1
+    described = describe_json(info)
+    _print(described)
+    # A signature that fails verification is a failure, never exit 0 (the JSON still says which).
+    return 0 if info.crc_ok and described.get("SignatureCheck", True) is not False else 1
 
 
 def _cmd_pcr(a: argparse.Namespace) -> int:

@@ -26,6 +26,7 @@ from typing import Any, BinaryIO, Callable, Iterable, Iterator
 
 from . import errors
 from .errors import ErrorCode
+from .metadata import loads_bounded
 from .ramdisk import BLK, CHR, DIR, FIFO, LNK, REG, SYM, TarEntry
 
 _CHUNK = 1 << 20
@@ -259,7 +260,7 @@ class ArchiveImageSource:
             self.reference = repo_tags[0]
         config_raw = self._read(config_path)
         try:
-            cfg = json.loads(config_raw)
+            cfg = loads_bounded(config_raw, "image config")
         except ValueError as e:
             raise errors.ImageSourceError(f"image config is not JSON: {e}", code=ErrorCode.IMAGE_CONFIG) from None
         c = cfg.get("config") or {}
@@ -301,7 +302,7 @@ class ArchiveImageSource:
 
     def _json(self, name: str) -> Any:
         try:
-            return json.loads(self._read(name))
+            return loads_bounded(self._read(name), name)
         except ValueError as e:
             raise errors.ImageSourceError(f"{name} is not JSON: {e}") from None
 

@@ -13,6 +13,10 @@ BUILD_TOOL = "vault-eif"
 UNKNOWN = "Unknown"
 MAX_CUSTOM_METADATA_SIZE = 4096  # same bound as nitro-cli's --metadata file
 
+# serde_json's recursion limit: nitro-cli refuses deeper JSON, and Python's json would raise
+# RecursionError (not ValueError) somewhere past ~1000 levels, so we bound it ourselves first.
+MAX_JSON_DEPTH = 128
+
 _BUILD_KEYS = ("BuildTime", "BuildTool", "BuildToolVersion", "OperatingSystem", "KernelVersion")
 
 
@@ -94,13 +98,47 @@ def _sorted(value: Any) -> Any:
     return value
 
 
+def json_depth(data: bytes | str) -> int:
+    """Deepest array/object nesting of a JSON text (brackets inside strings ignored)."""
+    text = data.decode("utf-8", errors="replace") if isinstance(data, (bytes, bytearray)) else data
+    depth = deepest = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
+    return deepest
+
+
+def loads_bounded(data: bytes | str, what: str) -> Any:
+    """json.loads, refusing nesting deeper than MAX_JSON_DEPTH with a typed eif/bad-metadata error."""
+    depth = json_depth(data)
+    if depth > MAX_JSON_DEPTH:
+        raise errors.BadMetadata(f"{what} is nested too deeply", expected=f"<= {MAX_JSON_DEPTH}", actual=depth)
+    try:
+        return json.loads(data)
+    except RecursionError:  # defensive: the bound above should make this unreachable
+        raise errors.BadMetadata(f"{what} is nested too deeply") from None
+
+
 def parse_custom_metadata(data: bytes) -> Any:
     if len(data) > MAX_CUSTOM_METADATA_SIZE:
         raise errors.BadMetadata(
             "custom metadata file too large", expected=f"<= {MAX_CUSTOM_METADATA_SIZE}", actual=len(data)
         )
     try:
-        return json.loads(data)
+        return loads_bounded(data, "custom metadata")
     except ValueError as e:
         raise errors.BadMetadata(f"custom metadata is not JSON: {e}") from None
 
@@ -108,7 +146,7 @@ def parse_custom_metadata(data: bytes) -> Any:
 def decode_metadata(data: bytes) -> dict[str, Any]:
     """Parse and validate a metadata section (the fields nitro-cli's serde struct requires)."""
     try:
-        obj = json.loads(data.decode("utf-8"))
+        obj = loads_bounded(data.decode("utf-8"), "metadata")
     except (UnicodeDecodeError, ValueError) as e:
         raise errors.BadMetadata(f"metadata is not UTF-8 JSON: {e}") from None
     if not isinstance(obj, dict):
