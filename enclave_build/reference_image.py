@@ -487,7 +487,10 @@ def serve_image(image: str, pcrs: dict[str, Any], *, client: Any = None, http_po
     client = client or docker_client()
     enclave_port, http_port = free_port(), http_port or free_port()
     command = ["vault-reference", "enclave", "--listen", f"tcp:127.0.0.1:{enclave_port}",
-               "--data-dir", "/tmp/vault-data", "--nsm", "simulated", "--pcrs-file", "/run/vault-pcrs.json"]
+               "--data-dir", "/tmp/vault-data", "--nsm", "simulated", "--pcrs-file", "/run/vault-pcrs.json",
+               # The image has no KMS client (boto3 is not in its lock) nor the mock: the walk checks
+               # PCRs, not key release, so it uses the development key file (spec 11.2).
+               "--insecure-dev-master-key-file"]
     try:
         container = client.containers.create(image, command=command, network_mode="host")
     except Exception as e:
