@@ -43,6 +43,18 @@ def state_dir_for(data_dir: Path) -> Path:
     return data_dir.with_name(data_dir.name + ".kms")
 
 
+def _die_with_parent() -> None:
+    """Linux: the mock gets SIGTERM when the Vault process ends, however it ends (uvicorn
+    re-raises SIGTERM after its shutdown, which skips ``finally``; a crash skips everything)."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -65,7 +77,8 @@ class EmbeddedKms:
              "--state-dir", str(self.state_dir / "state"),
              "--attestation-root", str(self.state_dir / "attestation-root.pem"),
              "--account", ACCOUNT, "--region", REGION, "--default-principal", ENCLAVE_ROLE],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
         log.close()
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
