@@ -67,7 +67,14 @@ def build_nsm(config: Config):
 
     if config.nsm == "device":
         return DeviceNsm()
-    return SimulatedNsm(config.data_dir / "nsm", pcrs=config.load_pcrs(), debug=config.nsm_debug)
+    pcrs = config.load_pcrs()
+    if not pcrs and not config.nsm_debug:
+        # Development measurements (spec 11.2): a key policy pinned to all-zero PCRs would admit
+        # every debug-mode enclave, so the embedded default does not pretend to be one.
+        import hashlib
+
+        pcrs = {n: hashlib.sha384(f"vault-reference/simulated-nsm/dev-pcr/{n}".encode()).digest() for n in (0, 1, 2)}
+    return SimulatedNsm(config.data_dir / "nsm", pcrs=pcrs, debug=config.nsm_debug)
 
 
 def build_app(config: Config, enclave_address: str | None = None, resources: list | None = None):
