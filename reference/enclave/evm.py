@@ -10,9 +10,16 @@ an operation can answer ``invalid_input`` instead of a traceback.
 from __future__ import annotations
 
 import re
+import sys
 
-from eth_account import Account
-from eth_account.messages import encode_defunct, encode_typed_data
+_RECURSION_LIMIT = sys.getrecursionlimit()
+from eth_account import Account  # noqa: E402
+from eth_account.messages import encode_defunct, encode_typed_data  # noqa: E402
+
+# py_ecc (under eth_account) raises the recursion limit to 100000 on import. With that limit the
+# standard library's C JSON scanner overflows the C stack on a deeply nested body and the whole
+# process dies (SIGSEGV) instead of raising RecursionError: put the interpreter's limit back.
+sys.setrecursionlimit(_RECURSION_LIMIT)
 
 _HEX = re.compile(r"0x[0-9a-fA-F]*")
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
