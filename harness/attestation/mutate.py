@@ -554,10 +554,55 @@ def certificate_mutants(b: Base) -> list[Mutant]:
                       TestPki.generate(now, issuer_override={i: _x509_name("somebody-else")}), E.CERT_ISSUER_MISMATCH)
             add_chain(f"signer/{name}-wrong-key", TestPki.generate(now, signer_override={i: new_key()}),
                       E.CERT_SIGNATURE)
+    # fields the certificate builder will not produce wrong: edited in the DER, then re-signed
+    def resigned(der: bytes, signer, **tbs_changes: Any) -> bytes:
+        return _resign(der, signer, **tbs_changes)
+
+    leaf_signer, instance_signer = p.keys[3], p.keys[2]
+    c.add("sigalg/leaf-inner-sha256-outer-sha384",
+          with_bundle(cab, resigned(p.leaf_der, leaf_signer, signature="sha256_ecdsa")), E.CERT_SIGNATURE_ALGORITHM)
+    c.add("sigalg/instance-inner-sha512-outer-sha384",
+          with_bundle(cab[:3] + [resigned(cab[3], instance_signer, signature="sha512_ecdsa")]),
+          E.CERT_SIGNATURE_ALGORITHM)
+    c.add("serial/leaf-zero", with_bundle(cab, resigned(p.leaf_der, leaf_signer, serial_number=0)), E.CERT_SERIAL)
+    c.add("serial/leaf-negative", with_bundle(cab, resigned(p.leaf_der, leaf_signer, serial_number=-5)), E.CERT_SERIAL)
+    c.add("serial/leaf-21-octets", with_bundle(cab, resigned(p.leaf_der, leaf_signer, serial_number=1 << 160)),
+          E.CERT_SERIAL)
+    c.add("serial/instance-21-octets",
+          with_bundle(cab[:3] + [resigned(cab[3], instance_signer, serial_number=(1 << 160) + 7)]), E.CERT_SERIAL)
+    c.add("serial/leaf-20-octets", with_bundle(cab, resigned(p.leaf_der, leaf_signer, serial_number=(1 << 159) - 1)),
+          None)
+    # an instance CA with an empty subject, and a leaf naming that empty issuer (so the chain links)
+    empty_instance = resigned(cab[3], instance_signer, subject=[])
+    empty_leaf = resigned(p.leaf_der, leaf_signer, issuer=[])
+    c.add("subject/instance-ca-empty", with_bundle(cab[:3] + [empty_instance], empty_leaf), E.CERT_CA_SUBJECT)
+    add_chain("leaf/keycertsign-and-digital-signature",
+              chain(4, key_usage=frozenset({"digital_signature", "key_cert_sign"})), E.CERT_LEAF_KEY_USAGE)
     rsa_root = TestPki.generate(now, key_kinds=["rsa"] + ["p384"] * 4)
     add_chain("key/root-rsa", rsa_root, E.CERT_SIGNATURE_ALGORITHM)
     add_chain("key/root-p256", TestPki.generate(now, key_kinds=["p256"] + ["p384"] * 4), E.CERT_KEY_TYPE)
     return c.items
+
+
+def _resign(der: bytes, signer, *, signature: str | None = None, **tbs_changes: Any) -> bytes:
+    """Edit TBSCertificate fields of ``der`` and re-sign it (ES384) with ``signer``.
+
+    ``signature`` replaces only the inner TBSCertificate.signature algorithm; the outer
+    signatureAlgorithm stays ecdsa-with-SHA384, so the two disagree (RFC 5280 4.1.1.2)."""
+    from asn1crypto import x509 as _asn1
+
+    cert = _asn1.Certificate.load(der)
+    tbs = cert["tbs_certificate"].copy()
+    for key, value in tbs_changes.items():
+        if key in ("subject", "issuer"):
+            value = _asn1.Name.build({}) if value == [] else value
+        tbs[key] = value
+    if signature is not None:
+        tbs["signature"] = {"algorithm": signature}
+    tbs_der = tbs.dump(force=True)
+    sig = signer.sign(tbs_der, ec.ECDSA(hashes.SHA384()))
+    return _asn1.Certificate({"tbs_certificate": tbs, "signature_algorithm": cert["signature_algorithm"].copy(),
+                              "signature_value": sig}).dump(force=True)
 
 
 def semantic_mutants(b: Base) -> list[Mutant]:

@@ -86,6 +86,9 @@ class _Cert:
     key: Any
     issuer_der: bytes
     subject_der: bytes
+    serial_content: bytes
+    inner_alg_der: bytes
+    outer_alg_der: bytes
     not_before: _dt.datetime
     not_after: _dt.datetime
     basic: x509.Extension | None
@@ -103,6 +106,27 @@ def _der_item(buf: bytes, pos: int) -> tuple[int, int, int]:
     n = first & 0x7F
     length = int.from_bytes(buf[pos : pos + n], "big")
     return tag, pos + n, pos + n + length
+
+
+def _outer_algorithm(der: bytes) -> bytes:
+    """The DER of the outer Certificate.signatureAlgorithm (the one after the TBSCertificate)."""
+    _, pos, _ = _der_item(der, 0)  # Certificate SEQUENCE
+    _, _, tbs_end = _der_item(der, pos)
+    _, _, alg_end = _der_item(der, tbs_end)
+    return der[tbs_end:alg_end]
+
+
+def _tbs_fields(tbs: bytes) -> tuple[bytes, bytes, bytes, bytes]:
+    """(serialNumber content octets, signature AlgorithmIdentifier DER, issuer DER, subject DER)."""
+    _, pos, _ = _der_item(tbs, 0)
+    fields = []
+    while len(fields) < 5:
+        tag, start, end = _der_item(tbs, pos)
+        if not (tag == 0xA0 and not fields):  # skip the optional [0] version
+            fields.append((tbs[pos:end], tbs[start:end]))
+        pos = end
+    (_, serial), (alg, _), (issuer, _), _validity, (subject, _) = fields
+    return serial, alg, issuer, subject
 
 
 def _tbs_names(tbs: bytes) -> tuple[bytes, bytes]:
@@ -141,7 +165,8 @@ def _parse_cert(der: bytes, name: str, obj: x509.Certificate | None = None) -> _
     # them means the same thing: the certificate does not parse.
     try:
         cert = obj if obj is not None else x509.load_der_x509_certificate(der)
-        issuer_der, subject_der = _tbs_names(cert.tbs_certificate_bytes)
+        serial_content, inner_alg_der, issuer_der, subject_der = _tbs_fields(cert.tbs_certificate_bytes)
+        outer_alg_der = _outer_algorithm(cert.public_bytes(Encoding.DER) if obj is not None else der)
         exts = cert.extensions
         try:
             basic = exts.get_extension_for_class(x509.BasicConstraints)
@@ -159,6 +184,9 @@ def _parse_cert(der: bytes, name: str, obj: x509.Certificate | None = None) -> _
             key=cert.public_key(),
             issuer_der=issuer_der,
             subject_der=subject_der,
+            serial_content=serial_content,
+            inner_alg_der=inner_alg_der,
+            outer_alg_der=outer_alg_der,
             not_before=cert.not_valid_before_utc,
             not_after=cert.not_valid_after_utc,
             basic=basic,
@@ -175,9 +203,19 @@ def _check_cert(c: _Cert, at: _dt.datetime, *, is_ca: bool, cas_below: int) -> N
     """Checks 8.6.5 on one certificate, signatures excepted."""
     if c.version != x509.Version.v3:
         _fail(ErrorCode.CERT_VERSION, f"{c.name} is not X.509 v3", expected="v3", actual=c.version.name)
+    # RFC 5280 4.1.2.2: a positive INTEGER of at most 20 octets (DER: a leading 0x00 only before a
+    # high bit, so 21 octets are allowed only when the first is that padding zero).
+    serial = c.serial_content
+    magnitude = serial[1:] if serial[:1] == b"\x00" else serial
+    if not magnitude or serial[0] & 0x80 or not any(magnitude) or len(magnitude) > 20:
+        _fail(ErrorCode.CERT_SERIAL, f"{c.name} serial number is not a positive integer of at most 20 octets",
+              expected="1..20 octets, positive", actual=serial.hex())
     if c.sig_oid != SignatureAlgorithmOID.ECDSA_WITH_SHA384:
         _fail(ErrorCode.CERT_SIGNATURE_ALGORITHM, f"{c.name} is not signed with ecdsa-with-SHA384",
               expected=SignatureAlgorithmOID.ECDSA_WITH_SHA384.dotted_string, actual=c.sig_oid.dotted_string)
+    if c.inner_alg_der != c.outer_alg_der:  # RFC 5280 4.1.1.2: the two identifiers MUST be identical
+        _fail(ErrorCode.CERT_SIGNATURE_ALGORITHM, f"{c.name} TBSCertificate.signature differs from signatureAlgorithm",
+              expected=c.outer_alg_der.hex(), actual=c.inner_alg_der.hex())
     if not isinstance(c.key, ec.EllipticCurvePublicKey) or not isinstance(c.key.curve, ec.SECP384R1):
         actual = c.key.curve.name if isinstance(c.key, ec.EllipticCurvePublicKey) else type(c.key).__name__
         _fail(ErrorCode.CERT_KEY_TYPE, f"{c.name} key is not P-384", expected="secp384r1", actual=actual)
@@ -192,6 +230,9 @@ def _check_cert(c: _Cert, at: _dt.datetime, *, is_ca: bool, cas_below: int) -> N
         if bc is None or not bc.critical or not bc.value.ca:
             _fail(ErrorCode.CERT_CA_CONSTRAINTS, f"{c.name} lacks critical basicConstraints CA:TRUE",
                   expected="critical CA:TRUE", actual=None if bc is None else (bc.critical, bc.value.ca))
+        if c.subject_der == b"\x30\x00":  # RFC 5280 4.1.2.6: a CA's subject is never empty
+            _fail(ErrorCode.CERT_CA_SUBJECT, f"{c.name} is a CA with an empty subject", expected="non-empty subject",
+                  actual="empty")
         if c.key_usage is None or not c.key_usage.key_cert_sign:
             _fail(ErrorCode.CERT_CA_KEY_USAGE, f"{c.name} lacks keyUsage keyCertSign", expected="keyCertSign",
                   actual=None if c.key_usage is None else str(c.key_usage))
@@ -205,6 +246,9 @@ def _check_cert(c: _Cert, at: _dt.datetime, *, is_ca: bool, cas_below: int) -> N
         if c.key_usage is None or not c.key_usage.digital_signature:
             _fail(ErrorCode.CERT_LEAF_KEY_USAGE, f"{c.name} lacks keyUsage digitalSignature",
                   expected="digitalSignature", actual=None if c.key_usage is None else str(c.key_usage))
+        if c.key_usage.key_cert_sign:  # RFC 5280 4.2.1.3: keyCertSign only with CA:TRUE
+            _fail(ErrorCode.CERT_LEAF_KEY_USAGE, f"{c.name} is not a CA but asserts keyCertSign",
+                  expected="no keyCertSign", actual=str(c.key_usage))
     if c.unknown_critical:  # RFC 5280 4.2: a critical extension the verifier does not process is fatal
         _fail(ErrorCode.CERT_UNKNOWN_CRITICAL, f"{c.name} has a critical extension this verifier does not process",
               expected=[o.dotted_string for o in _PROCESSED], actual=list(c.unknown_critical))
