@@ -19,6 +19,8 @@ from .registry import CheckFailed, Context, Level, Observation, check
 ATTESTATION_PATH = "/api/v1/enclave/attestation"
 # The reference's documented user_data commitment (spec §8.4.1): other Vaults may commit otherwise.
 USER_DATA_DOMAIN = b"vault-reference/attestation/v1\x00"
+MAX_NONCE = 512  # spec §8.3 / §8.9: nonces of 0..512 bytes are accepted, 513 refused
+CHALLENGE_SIZES = (0, 1, 16, 32, 33, 64, MAX_NONCE)
 
 
 def _roots(ctx: Context):
@@ -42,14 +44,61 @@ def _verify(ctx: Context, document: bytes, nonce: bytes, what: str):
         raise CheckFailed(f"{what}: {error.code.value}: {error}", expected=error.expected, actual=error.actual) from None
 
 
-def _fetch_plain(ctx: Context, nonce: bytes) -> bytes:
+def _fetch_plain_answer(ctx: Context, nonce: bytes) -> tuple[bytes, dict]:
+    """(document bytes, the whole JSON answer) of the GET path."""
     response = ctx.client.get(ATTESTATION_PATH, params={"nonce": nonce.hex()})
-    require(response.status_code == 200, f"GET {ATTESTATION_PATH}", expected=200, actual=response.status_code)
+    require(response.status_code == 200, f"GET {ATTESTATION_PATH} with a {len(nonce)}-byte nonce", expected=200,
+            actual=response.status_code)
     try:
-        return base64.b64decode(response.json()["attestationDocument"], validate=True)
+        answer = response.json()
+        return base64.b64decode(answer["attestationDocument"], validate=True), answer
     except (ValueError, KeyError, TypeError) as error:
         raise CheckFailed("no base64 attestationDocument in the answer", expected="attestationDocument",
                           actual=response.text[:200]) from error
+
+
+def _fetch_plain(ctx: Context, nonce: bytes) -> bytes:
+    return _fetch_plain_answer(ctx, nonce)[0]
+
+
+def _fetch_envelope_answer(ctx: Context, nonce: bytes) -> tuple[bytes, dict]:
+    exchange = ctx.client.call("enclave:attest", options={"nonce": nonce.hex()})
+    data = expect_success(exchange, f"enclave:attest with a {len(nonce)}-byte nonce")
+    try:
+        return base64.b64decode(data["attestationDocument"], validate=True), data
+    except (ValueError, KeyError, TypeError) as error:
+        raise CheckFailed("no base64 attestationDocument", expected="attestationDocument", actual=data) from error
+
+
+def _verify_sized(ctx: Context, document: bytes, nonce: bytes, what: str):
+    """Strict verification; an empty challenge may come back as an absent (null) or empty nonce."""
+    if nonce:
+        return _verify(ctx, document, nonce, what)
+    try:
+        expect = Expectations(nonce=None, public_key=ctx.client.enclave_public_key,
+                              pcrs=ctx.options.get("expected_pcrs"), allow_debug=ctx.options.get("allow_debug", False))
+        verified = verify(document, roots=_roots(ctx), at=datetime.now(timezone.utc), expect=expect)
+    except AttestationError as error:
+        raise CheckFailed(f"{what}: {error.code.value}: {error}", expected=error.expected, actual=error.actual) from None
+    echoed = unsafe_decode_document(document).payload.nonce
+    require(echoed in (None, b""), f"{what}: an empty challenge came back as a non-empty nonce", expected="null or empty",
+            actual=echoed.hex() if echoed else echoed)
+    return verified
+
+
+def _check_public_key_member(ctx: Context, answer: dict, document: bytes, what: str) -> None:
+    served = ctx.client.enclave_public_key
+    member = answer.get("publicKey")
+    require(isinstance(member, str), f"{what}: no publicKey member", expected="hex string", actual=member)
+    try:
+        member_key = bytes.fromhex(member)
+    except ValueError:
+        raise CheckFailed(f"{what}: publicKey is not hex", expected="hex", actual=member) from None
+    require(member_key == served, f"{what}: publicKey differs from the key GET /api/v1/enclave serves",
+            expected=served.hex(), actual=member)
+    in_document = unsafe_decode_document(document).payload.public_key
+    require(in_document == member_key, f"{what}: publicKey differs from the document's public_key",
+            expected=member, actual=in_document.hex() if in_document else in_document)
 
 
 @check("attestation/plain-document", section="8.9", level=Level.MUST,
@@ -126,3 +175,46 @@ def bad_nonce(ctx: Context):
                 actual=response.status_code)
         expect_encrypted_error(ctx.client.call("enclave:attest", options={"nonce": nonce}), f"enclave:attest, {what}")
     expect_encrypted_error(ctx.client.call("enclave:attest", options={"nonce": 42}), "enclave:attest, nonce not a string")
+
+
+@check("attestation/public-key-member", section="8.9", level=Level.MUST,
+       requirement="Both attestation answers MUST carry publicKey equal to the key served by GET /api/v1/enclave "
+                   "and to the document's public_key.")
+def public_key_member(ctx: Context):
+    nonce = os.urandom(32)
+    document, answer = _fetch_plain_answer(ctx, nonce)
+    _verify(ctx, document, nonce, "plain attestation")
+    _check_public_key_member(ctx, answer, document, f"GET {ATTESTATION_PATH}")
+    nonce = os.urandom(32)
+    document, answer = _fetch_envelope_answer(ctx, nonce)
+    _verify(ctx, document, nonce, "attestation through the envelope")
+    _check_public_key_member(ctx, answer, document, "enclave:attest")
+
+
+@check("attestation/challenge-sizes", section="8.9", level=Level.MUST,
+       requirement="Challenges of 0, 1, 16, 32, 33, 64 and 512 bytes MUST each get a verifying document echoing "
+                   "them, on both paths; 513 bytes MUST be refused (4xx on the GET, an encrypted error inside).")
+def challenge_sizes(ctx: Context):
+    for size in CHALLENGE_SIZES:
+        nonce = os.urandom(size)
+        _verify_sized(ctx, _fetch_plain(ctx, nonce), nonce, f"GET, {size}-byte challenge")
+        _verify_sized(ctx, _fetch_envelope_answer(ctx, nonce)[0], nonce, f"enclave:attest, {size}-byte challenge")
+    over = os.urandom(MAX_NONCE + 1)
+    response = ctx.client.get(ATTESTATION_PATH, params={"nonce": over.hex()})
+    require(400 <= response.status_code < 500, f"GET with a {MAX_NONCE + 1}-byte challenge", expected="4xx",
+            actual=response.status_code)
+    expect_encrypted_error(ctx.client.call("enclave:attest", options={"nonce": over.hex()}),
+                           f"enclave:attest, {MAX_NONCE + 1}-byte challenge")
+
+
+@check("attestation/same-challenge-distinct", section="8.9", level=Level.MUST,
+       requirement="The same challenge asked twice MUST get two distinct, verifying documents (no cached document), "
+                   "on both paths.")
+def same_challenge_distinct(ctx: Context):
+    nonce = os.urandom(32)
+    for what, fetch in (("GET", lambda: _fetch_plain(ctx, nonce)),
+                        ("enclave:attest", lambda: _fetch_envelope_answer(ctx, nonce)[0])):
+        one, two = fetch(), fetch()
+        require(one != two, f"{what}: the same document answered the same challenge twice")
+        _verify(ctx, one, nonce, f"{what}, first document")
+        _verify(ctx, two, nonce, f"{what}, second document")
