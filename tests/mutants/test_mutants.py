@@ -27,7 +27,12 @@ pytestmark = pytest.mark.server
 HARNESS_FLAGS = ("--examples", "5", "--attestation-root-from-target", "--allow-debug")
 
 # Variants no harness check kills today (see README.md): name -> why.
-SURVIVORS: dict[str, str] = {}
+SURVIVORS: dict[str, str] = {
+    "odd-hex-accepted": "the checks send odd hex whose zero-padded value does not authenticate",
+    "ping-strips": "the arbitrary-text property rarely draws leading or trailing whitespace",
+    "rotation-code-as-admin-key": "the aliasing is not seen by the selected credential check",
+    "auth-error-echoes-key": "the message scan does not see the refused admin key quoted",
+}
 
 ORDER = ["pristine", *VARIANTS]
 
