@@ -55,7 +55,7 @@ def test_reference_passes_every_check(reference_server, tmp_path):
 def test_harness_names_the_broken_requirement(fault, check_id, tmp_path):
     port = free_port()
     server = ServerProcess(
-        [sys.executable, "-m", "tests.conformance.faulty_server", "--fault", fault, "--port", str(port),
+        [sys.executable, "-m", "tests.mutants.server", "--variant", fault, "--port", str(port),
          "--data-dir", str(tmp_path / "data")], port, tmp_path / "data").start()
     try:
         code, report, output = run_harness(server.url, tmp_path, "--select", check_id.split("/")[0] + "/*",
