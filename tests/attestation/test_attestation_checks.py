@@ -17,6 +17,7 @@ CHECKS = {
     "attestation/public-key-member": attestation.public_key_member,
     "attestation/challenge-sizes": attestation.challenge_sizes,
     "attestation/same-challenge-distinct": attestation.same_challenge_distinct,
+    "attestation/bad-nonce": attestation.bad_nonce,
 }
 
 
@@ -30,6 +31,8 @@ class FaultyClient(VaultClient):
 
     def get(self, path: str, **kwargs) -> httpx.Response:
         nonce = (kwargs.get("params") or {}).get("nonce")
+        if path == attestation.ATTESTATION_PATH and self.fault == "no-get-path":
+            return httpx.Response(404, json={"error": "not_found"})  # every nonce "refused"
         if path == attestation.ATTESTATION_PATH and nonce is not None:
             if self.fault == "accepts-513" and len(nonce) > 1024:
                 kwargs["params"] = {"nonce": nonce[:1024]}  # answers 200 where a refusal is due
@@ -53,6 +56,7 @@ FAILS = {
     "cap-256": {"attestation/challenge-sizes"},
     "accepts-513": {"attestation/challenge-sizes"},
     "cached": {"attestation/same-challenge-distinct"},
+    "no-get-path": set(CHECKS),
 }
 
 
