@@ -28,11 +28,11 @@ HARNESS_FLAGS = ("--examples", "5", "--attestation-root-from-target", "--allow-d
 
 # Variants no harness check kills today (see README.md): name -> why.
 SURVIVORS: dict[str, str] = {
-    "odd-hex-accepted": "the checks send odd hex whose zero-padded value does not authenticate",
-    "ping-strips": "the arbitrary-text property rarely draws leading or trailing whitespace",
-    "rotation-code-as-admin-key": "the aliasing is not seen by the selected credential check",
-    "auth-error-echoes-key": "the message scan does not see the refused admin key quoted",
+    "ping-strips": "killed only when the 5 drawn texts have edge whitespace (flaky): not strict",
+    "auth-error-echoes-key": "errors/run-messages sees it in a whole run only, not with --select",
 }
+
+FLAKY = {"ping-strips"}
 
 ORDER = ["pristine", *VARIANTS]
 
@@ -119,7 +119,8 @@ def test_pristine_passes_every_killing_check(launcher, tmp_path):
 
 def _params():
     for name, variant in VARIANTS.items():
-        marks = [pytest.mark.xfail(strict=True, reason="no check sees this yet")] if name in SURVIVORS else []
+        # ping-strips is killed by chance (the drawn texts): a strict xfail would be a flaky test.
+        marks = [pytest.mark.xfail(strict=name not in FLAKY, reason="no check sees this yet")] if name in SURVIVORS else []
         yield pytest.param(name, id=name, marks=marks)
 
 

@@ -305,7 +305,7 @@ def _(app):
     return _rewrite_members(app, lambda k, v: v.strip())
 
 
-@variant("odd-hex-accepted", "§3.5", "envelope/hex-syntax-rejected", "an odd number of hex digits is padded with a 0")
+@variant("odd-hex-accepted", "§3.5", "envelope/vector-faults", "an odd number of hex digits is padded with a 0")
 def _(app):
     return _rewrite_members(app, lambda k, v: "0" + v if len(v) % 2 and re.fullmatch("[0-9a-fA-F]+", v) else v)
 
@@ -618,7 +618,7 @@ def _(app):
     return _alias(app, "rotationCode", remember)
 
 
-@variant("rotation-code-as-admin-key", "§6.2", "service-account/bad-credentials", "the rotation code works as an admin key")
+@variant("rotation-code-as-admin-key", "§6.2", "service-account/credential-matrix", "the rotation code works as an admin key")
 def _(app):
     def remember(req, reply, aliases):
         if reply.get("success") and req["operation"] == "serviceAccount:create":
