@@ -10,9 +10,16 @@ from __future__ import annotations
 
 import uuid
 
-from .. import evm
 from ..auth import authenticate
 from ..errors import OperationCode, OperationError
+
+
+def _evm():
+    """The EVM signing module, loaded on the first EOA operation rather than at start: eth-account
+    is heavy, and the enclave image's lock does not carry it yet (a Vault without EOAs never needs it)."""
+    from .. import evm
+
+    return evm
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
@@ -54,11 +61,11 @@ def _options(request) -> dict:
 def create(ctx, request) -> dict:
     account = authenticate(ctx, request.auth).account
     metadata = _metadata(_options(request))
-    key = evm.new_private_key(ctx.random_bytes)
+    key = _evm().new_private_key(ctx.random_bytes)
     now = ctx.timestamp()
     record = {
         "id": str(uuid.UUID(bytes=ctx.random_bytes(16), version=4)),
-        "address": evm.address_of(key),
+        "address": _evm().address_of(key),
         "metadata": metadata,
         "createdAt": now,
         "updatedAt": now,
@@ -99,8 +106,8 @@ def _signing_key(ctx, request) -> tuple[dict, bytes]:
     account = authenticate(ctx, request.auth).account
     options = _options(request)
     try:
-        address = evm.normalise_address(options.get("from"), "options.from")
-    except evm.EvmInputError as exc:
+        address = _evm().normalise_address(options.get("from"), "options.from")
+    except _evm().EvmInputError as exc:
         raise _invalid(str(exc)) from None
     record = ctx.store.get(_eoa_address(ctx, address))
     if record is None or record["accountId"] != account["id"]:
@@ -111,7 +118,7 @@ def _signing_key(ctx, request) -> tuple[dict, bytes]:
 def _signed(sign) -> dict:
     try:
         return {"signature": sign()}
-    except evm.EvmInputError as exc:
+    except _evm().EvmInputError as exc:
         raise _invalid(str(exc)) from None
 
 
@@ -121,32 +128,32 @@ def sign_message(ctx, request) -> dict:
     # chainId is accepted for policies (12.4); EIP-191 does not sign it.
     if chain_id is not None and (type(chain_id) is not int or chain_id < 0):
         raise _invalid("options.chainId must be a non-negative integer")
-    return _signed(lambda: evm.sign_message(key, options.get("message"), options.get("format", "text")))
+    return _signed(lambda: _evm().sign_message(key, options.get("message"), options.get("format", "text")))
 
 
 def sign_typed_data(ctx, request) -> dict:
     options, key = _signing_key(ctx, request)
-    return _signed(lambda: evm.sign_typed_data(key, options.get("typedData")))
+    return _signed(lambda: _evm().sign_typed_data(key, options.get("typedData")))
 
 
 def sign_transaction(ctx, request) -> dict:
     options, key = _signing_key(ctx, request)
-    return _signed(lambda: evm.sign_transaction(key, options.get("transaction")))
+    return _signed(lambda: _evm().sign_transaction(key, options.get("transaction")))
 
 
 def sign_authorization(ctx, request) -> dict:
     options, key = _signing_key(ctx, request)
     try:
-        return {"signedAuthorization": evm.sign_authorization(key, options.get("authorization"))}
-    except evm.EvmInputError as exc:
+        return {"signedAuthorization": _evm().sign_authorization(key, options.get("authorization"))}
+    except _evm().EvmInputError as exc:
         raise _invalid(str(exc)) from None
 
 
 def sign_structured_message(ctx, request) -> dict:
     options, key = _signing_key(ctx, request)
     try:
-        return evm.sign_structured_message(key, options.get("structuredMessage"), options.get("chainId"))
-    except evm.EvmInputError as exc:
+        return _evm().sign_structured_message(key, options.get("structuredMessage"), options.get("chainId"))
+    except _evm().EvmInputError as exc:
         raise _invalid(str(exc)) from None
 
 
