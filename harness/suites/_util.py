@@ -163,8 +163,11 @@ def top_up_record(ctx) -> None:
 
     for i in range(3):
         attempt(lambda i=i: client.call("ping", options={"message": f"record {i}"}))
+    # A refused credential, so a Vault that quotes the secret it refused is seen even in a short run.
+    refused = {"adminKey": "sa_adm_" + "conformance-refused-credential-0123456789"}
     for plaintext in (request_bytes("conformance:no-such-operation"), request_bytes("conformance:no-such-operation"),
-                      b"[1]", b"{}", request_bytes("ping", {"message": 7})):
+                      b"[1]", b"{}", request_bytes("ping", {"message": 7}),
+                      request_bytes("serviceAccount:get", auth=refused)):
         attempt(lambda p=plaintext: client.exchange(p))
     replayed = request_bytes("ping", {"message": "replayed"})
     secret, sealed = client.seal(replayed)

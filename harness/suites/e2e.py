@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 from harness.protocol import envelope
@@ -118,6 +118,10 @@ def response_lowercase_hex(ctx: Context):
 def round_trip_arbitrary(ctx: Context):
     @_hypothesis_settings(ctx, 40)
     @given(st.text(max_size=300))
+    # Always tried, whatever the random draw: edge whitespace, combining marks, astral planes, NUL, empty.
+    @example(" \t edge whitespace \r\n ")
+    @example("e\u0301 \U0001F600 \u202e\x00")
+    @example("")
     def prop(message):
         exchange = _ping(ctx, message)
         data = expect_success(exchange, "ping")

@@ -27,12 +27,9 @@ pytestmark = pytest.mark.server
 HARNESS_FLAGS = ("--examples", "5", "--attestation-root-from-target", "--allow-debug")
 
 # Variants no harness check kills today (see README.md): name -> why.
-SURVIVORS: dict[str, str] = {
-    "ping-strips": "killed only when the 5 drawn texts have edge whitespace (flaky): not strict",
-    "auth-error-echoes-key": "errors/run-messages sees it in a whole run only, not with --select",
-}
+SURVIVORS: dict[str, str] = {}
 
-FLAKY = {"ping-strips"}
+FLAKY: set[str] = set()
 
 ORDER = ["pristine", *VARIANTS]
 

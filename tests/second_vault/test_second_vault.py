@@ -94,10 +94,8 @@ def test_fails_the_profiles_it_does_not_implement(default_run):
     assert not failing_elsewhere, output
 
 
-# Known harness gap (reported, not ours to edit): attestation/bad-nonce accepts a 404 `not_found` on the
-# GET and an encrypted `unknown_operation` through the envelope as "refusals", so it is OK against a
-# Vault without attestation. strict=True: once the harness is fixed this XPASSes and the marker must go.
-@pytest.mark.xfail(strict=True, reason="attestation/bad-nonce is OK against a Vault without attestation")
+# No attestation check may pass a Vault that has no attestation (bad-nonce once did: it counted a 404
+# and `unknown_operation` as refusals).
 def test_no_attestation_check_passes_without_attestation(default_run):
     _, report, _ = default_run
     passed = {r["id"] for r in report["results"] if r["id"].startswith("attestation/") and r["verdict"] == "OK"}
