@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 
 from harness.protocol import envelope
@@ -105,6 +106,17 @@ ENCRYPTED_CASES = [
     ("unknown operation", request_bytes("conformance:no-such-operation"), "unknown_operation"),
     ("ping with a non-string message", request_bytes("ping", {"message": {"nested": True}}), "invalid_input"),
 ]
+
+
+@check("errors/unknown-operation-code", section="5.2", level=Level.MUST,
+       requirement="An operation the Vault does not implement MUST be answered with the encrypted error code "
+                   "unknown_operation itself: it is how clients and the harness tell 'not implemented' from 'broken'.")
+def unknown_operation_code(ctx: Context):
+    for name in ("conformance:no-such-operation", "conformance:" + os.urandom(8).hex(), "PING"):
+        exchange = ctx.client.exchange(request_bytes(name))
+        require(exchange.response is not None, f"{name}: expected an encrypted reply", expected="encrypted reply",
+                actual=f"HTTP {exchange.status}")
+        expect_encrypted_error(exchange, f"operation {name!r}", code="unknown_operation")
 
 
 @check("errors/encrypted-after-decrypt", section="4.2", level=Level.MUST,

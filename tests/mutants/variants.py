@@ -723,6 +723,17 @@ def _(app):
     return _ops(app, after=_on("serviceAccount:get", lambda r, d: {**d, "createdAt": d["updatedAt"]}))
 
 
+@variant("unknown-operation-other-code", "§5.2", "errors/unknown-operation-code",
+         "an unimplemented operation is answered with the code not_implemented instead of unknown_operation")
+def _(app):
+    def after(req, reply):
+        error = reply.get("error") if isinstance(reply.get("error"), dict) else {}
+        if error.get("code") == "unknown_operation":
+            error["code"] = "not_implemented"
+        return reply
+    return _ops(app, after=after)
+
+
 @variant("auth-error-echoes-key", "§4.4", "errors/run-messages", "a refused admin key is quoted in the error message")
 def _(app):
     def after(req, reply):
