@@ -37,15 +37,21 @@ def plain_attest(nsm, static_public: bytes, nonce: bytes) -> dict:
         raise EnvelopeError(EnvelopeCode.INVALID_INPUT, error.message) from None
 
 
+def nonce_option(request) -> bytes:
+    """The optional ``options.nonce`` of an operation that answers with a document (empty: none)."""
+    nonce_hex = request.options.get("nonce", "")
+    nonce = unhex(nonce_hex) if isinstance(nonce_hex, str) else None
+    if nonce is None:
+        raise OperationError(OperationCode.INVALID_INPUT, "options.nonce must be even-length hex")
+    return nonce
+
+
 def operation_attest(ctx, request) -> dict:
     """``enclave:attest {nonce?: hex}``, answered inside the envelope."""
     nsm = ctx.extras.get("nsm")
     if nsm is None:
         raise OperationError(OperationCode.UNSUPPORTED, "this Vault has no attestation source")
-    nonce_hex = request.options.get("nonce", "")
-    nonce = unhex(nonce_hex) if isinstance(nonce_hex, str) else None
-    if nonce is None:
-        raise OperationError(OperationCode.INVALID_INPUT, "options.nonce must be even-length hex")
+    nonce = nonce_option(request)
     try:
         return attest(nsm, ctx.enclave.public_key, nonce or None, binding=request.client_public_key)
     except (NsmInputTooLarge, NsmInvalidInput) as error:

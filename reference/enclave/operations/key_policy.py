@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 
-from ..envelope import unhex
+from ..attestation import nonce_option
 from ..errors import OperationCode, OperationError
 from ..kms import KmsBootError, KmsDenied, KmsUnreachable
 from ..nsm import NsmError, NsmInputTooLarge, NsmInvalidInput
@@ -28,10 +28,7 @@ def key_policy(ctx, request) -> dict:
     source = ctx.extras.get("key_policy")
     if source is None:
         raise OperationError(OperationCode.UNSUPPORTED, "this Vault's master key is not held in KMS")
-    nonce_hex = request.options.get("nonce", "")
-    nonce = unhex(nonce_hex) if isinstance(nonce_hex, str) else None
-    if nonce is None:
-        raise OperationError(OperationCode.INVALID_INPUT, "options.nonce must be even-length hex")
+    nonce = nonce_option(request)
     try:
         policy = source.fetch(source.key_arn)
     except KmsBootError as error:
