@@ -12,7 +12,8 @@ from __future__ import annotations
 import re
 import sys
 
-_RECURSION_LIMIT = sys.getrecursionlimit()
+# Capped at CPython's default: if eth_account was imported before us, the limit is already raised.
+_RECURSION_LIMIT = min(sys.getrecursionlimit(), 1000)
 from eth_account import Account  # noqa: E402
 from eth_account.messages import encode_defunct, encode_typed_data  # noqa: E402
 
