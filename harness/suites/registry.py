@@ -44,9 +44,11 @@ PROFILES: dict[str, str] = {
     "accounts": "service accounts: create, authenticate, get, rotate",
     "attestation": "attestation documents on request, plain and through the envelope",
     "kms": "the master key's KMS policy, provable through the envelope",
+    "eoa": "EOAs and EVM signing: create, list, messages, typed data, transactions, authorizations, user operations",
+    "tokens": "access tokens, their policies and signed access tokens",
 }
 # Profiles reserved for operations the spec does not define yet: selecting one is bad usage.
-RESERVED_PROFILES = ("eoa", "tokens", "solana")
+RESERVED_PROFILES = ("solana",)
 
 AREA_PROFILES: dict[str, str] = {
     "e2e": "core",
@@ -54,6 +56,8 @@ AREA_PROFILES: dict[str, str] = {
     "envelope": "core",
     "security": "core",
     "service-account": "accounts",
+    "eoa": "eoa",
+    "tokens": "tokens",
     "attestation": "attestation",
     "kms": "kms",
 }
