@@ -847,3 +847,19 @@ def _(app):
                 options["nonce"] = ""
         return req
     return _ops(app, before=before)
+
+
+# --- families in their own modules ---------------------------------------------------------------
+# Each ``variants_<area>.py`` beside this file registers more variants with the same decorator and
+# hooks (``from tests.mutants.variants import variant, _ops, ...``); importing them here keeps
+# VARIANTS the one table the server and the test read.
+def _load_families() -> None:
+    import importlib
+    import pkgutil
+
+    for module in pkgutil.iter_modules([os.path.dirname(__file__)]):
+        if module.name.startswith("variants_"):
+            importlib.import_module(f"{__package__}.{module.name}")
+
+
+_load_families()
