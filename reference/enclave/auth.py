@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .errors import OperationCode, OperationError
+
+if TYPE_CHECKING:
+    from .access_tokens import Scope
 
 ADMIN_KEY_PREFIX = "sa_adm_"
 ROTATION_CODE_PREFIX = "sa_rot_"
@@ -16,6 +20,21 @@ class Principal:
     account_id: str
     kind: str  # "admin" or "accessToken"
     account: dict
+    scope: "Scope | None" = None  # an access token's policies (13.4); None: the admin key, unrestricted
+
+    def require(self, component_type: str, facts=None) -> None:
+        """``auth_insufficient_scope`` unless the policies allow it (with ``facts``: a component of
+        the type holds for them; without: the token has a component of the type at all)."""
+        if self.scope is None:
+            return
+        allowed = self.scope.has_type(component_type) if facts is None else self.scope.allows(component_type, facts)
+        if not allowed:
+            raise OperationError(OperationCode.AUTH_INSUFFICIENT_SCOPE,
+                                 f"no policy of this access token allows {component_type}")
+
+    def may_see(self, component_type: str, facts) -> bool:
+        """For lists: an item is shown when the policies allow it (13.4)."""
+        return self.scope is None or self.scope.allows(component_type, facts)
 
 
 def secret_index(ctx, kind: str, digest_hex: str) -> bytes:
@@ -41,8 +60,13 @@ def _account_by_secret(ctx, kind: str, secret: object) -> dict | None:
     return account
 
 
-def authenticate(ctx, auth: dict | None) -> Principal:
-    """Resolve the regular ``Auth`` union: adminKey, accessToken or sessionToken."""
+def authenticate(ctx, request) -> Principal:
+    """Resolve the regular ``Auth`` union of ``request``: adminKey, accessToken or sessionToken.
+
+    An access token is checked first (13.4: an invalid token is refused whatever the operation),
+    then must be one the operation accepts (``auth_unsupported_operation`` otherwise).
+    """
+    auth = request.auth
     if not auth:
         raise OperationError(OperationCode.AUTH_MISSING, "this operation requires 'auth'")
     if "adminKey" in auth:
@@ -51,10 +75,13 @@ def authenticate(ctx, auth: dict | None) -> Principal:
             raise OperationError(OperationCode.AUTH_INVALID_ADMIN_KEY, "admin key is not valid")
         return Principal(account["id"], "admin", account)
     if "accessToken" in auth:
-        validate = ctx.extras.get("access_token_validator")
-        if validate is None:
-            raise OperationError(OperationCode.AUTH_INVALID_ACCESS_TOKEN, "access token is not valid")
-        return validate(ctx, auth["accessToken"])
+        from . import access_tokens
+
+        account, scope = access_tokens.resolve(ctx, auth["accessToken"])
+        if request.operation not in access_tokens.TOKEN_OPERATIONS:
+            raise OperationError(OperationCode.AUTH_UNSUPPORTED_OPERATION,
+                                 f"an access token cannot perform {request.operation}")
+        return Principal(account["id"], "accessToken", account, scope)
     if "sessionToken" in auth:
         raise OperationError(
             OperationCode.AUTH_UNSUPPORTED_METHOD, "session tokens are not supported by this Vault"

@@ -85,7 +85,16 @@ def _signature_hex(signed) -> str:
 # ---------- EIP-191 ----------
 
 
+# Each operation comes in two steps: ``prepare_*`` validates the client's input and returns the
+# signer, a function of the private key, so an operation can check a token's policies between the
+# two (13.4: input first, then policies) and sign only what they allow. ``sign_*`` does both.
+
+
 def sign_message(private_key: bytes, message: object, fmt: object = "text") -> str:
+    return prepare_message(message, fmt)(private_key)
+
+
+def prepare_message(message: object, fmt: object = "text"):
     """EIP-191 version 0x45 (personal_sign): ``format`` "text" signs the UTF-8 bytes of the
     string, "hex" the bytes the 0x-hex string stands for. Returns the 65-byte r||s||v (v in {27, 28}) as hex without 0x."""
     if not isinstance(message, str):
@@ -96,23 +105,25 @@ def sign_message(private_key: bytes, message: object, fmt: object = "text") -> s
         encoded = encode_defunct(primitive=_hex_bytes(message, "options.message"))
     else:
         raise EvmInputError('options.format must be "text" or "hex"')
-    return _signature_hex(Account.sign_message(encoded, private_key))
+    return lambda private_key: _signature_hex(Account.sign_message(encoded, private_key))
 
 
 # ---------- EIP-712 ----------
 
 
 def sign_typed_data(private_key: bytes, typed_data: object) -> str:
+    return prepare_typed_data(typed_data)(private_key)
+
+
+def prepare_typed_data(typed_data: object):
     """EIP-712 ``eth_signTypedData_v4`` of the client's ``{domain, types, primaryType, message}``."""
     if not isinstance(typed_data, dict) or not {"domain", "types", "primaryType", "message"} <= typed_data.keys():
         raise EvmInputError("options.typedData must hold domain, types, primaryType and message")
     try:
         encoded = encode_typed_data(full_message=typed_data)
-        return _signature_hex(Account.sign_message(encoded, private_key))
-    except EvmInputError:
-        raise
     except Exception as exc:  # eth-account raises many types for bad typed data
         raise EvmInputError(f"options.typedData is not valid EIP-712: {exc}") from None
+    return lambda private_key: _signature_hex(Account.sign_message(encoded, private_key))
 
 
 # ---------- transactions ----------
@@ -223,20 +234,32 @@ def to_eth_account_transaction(tx: object) -> dict:
 
 
 def sign_transaction(private_key: bytes, tx: object) -> str:
+    return prepare_transaction(tx)(private_key)
+
+
+def prepare_transaction(tx: object):
     """The signed transaction's network encoding, hex without "0x": RLP for 0x00 (EIP-155 when the
     transaction has a chainId), ``type || RLP`` (EIP-2718) for the typed ones."""
     fields = to_eth_account_transaction(tx)
-    try:
-        signed = Account.sign_transaction(fields, private_key)
-    except Exception as exc:  # eth-account validates the dict and raises various types
-        raise EvmInputError(f"options.transaction cannot be signed: {exc}") from None
-    return bytes(signed.raw_transaction).hex()
+
+    def sign(private_key: bytes) -> str:
+        try:
+            signed = Account.sign_transaction(fields, private_key)
+        except Exception as exc:  # eth-account validates the dict and raises various types
+            raise EvmInputError(f"options.transaction cannot be signed: {exc}") from None
+        return bytes(signed.raw_transaction).hex()
+
+    return sign
 
 
 # ---------- EIP-7702 authorizations ----------
 
 
 def sign_authorization(private_key: bytes, authorization: object) -> dict:
+    return prepare_authorization(authorization)(private_key)
+
+
+def prepare_authorization(authorization: object):
     """Sign the EIP-7702 tuple: ``keccak256(0x05 || rlp([chainId, address, nonce]))``.
 
     Answers the client's ``SignedAuthorization``: the request's ``chainId`` and ``address`` as
@@ -249,15 +272,19 @@ def sign_authorization(private_key: bytes, authorization: object) -> dict:
         "address": _checksum(authorization.get("address"), "authorization.address"),
         "nonce": _quantity(authorization.get("nonce"), "authorization.nonce", U64_MAX),
     }
-    signed = Account.sign_authorization(fields, private_key)
-    return {
-        "chainId": authorization["chainId"],
-        "address": authorization["address"],
-        "nonce": fields["nonce"],
-        "yParity": signed.y_parity,
-        "r": hex(signed.r),
-        "s": hex(signed.s),
-    }
+
+    def sign(private_key: bytes) -> dict:
+        signed = Account.sign_authorization(fields, private_key)
+        return {
+            "chainId": authorization["chainId"],
+            "address": authorization["address"],
+            "nonce": fields["nonce"],
+            "yParity": signed.y_parity,
+            "r": hex(signed.r),
+            "s": hex(signed.s),
+        }
+
+    return sign
 
 
 # ---------- ERC-4337 user operations ----------
@@ -325,6 +352,10 @@ def user_operation_hash_v07(op: dict, chain_id: int) -> bytes:
 
 
 def sign_structured_message(private_key: bytes, structured: object, chain_id: object) -> dict:
+    return prepare_structured_message(structured, chain_id)(private_key)
+
+
+def prepare_structured_message(structured: object, chain_id: object):
     """Sign a user operation's hash as an EIP-191 message (what ERC-4337 accounts that check
     ``toEthSignedMessageHash(userOpHash)`` verify). Answers ``{signature, message}``, message =
     the 0x-hex user-operation hash."""
@@ -339,5 +370,9 @@ def sign_structured_message(private_key: bytes, structured: object, chain_id: ob
         digest = user_operation_hash_v07(op, chain_id)
     else:
         raise EvmInputError("options.structuredMessage must be {useropV06: {...}} or {useropV07: {...}}")
-    signed = Account.sign_message(encode_defunct(primitive=digest), private_key)
-    return {"signature": _signature_hex(signed), "message": "0x" + digest.hex()}
+
+    def sign(private_key: bytes) -> dict:
+        signed = Account.sign_message(encode_defunct(primitive=digest), private_key)
+        return {"signature": _signature_hex(signed), "message": "0x" + digest.hex()}
+
+    return sign

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 
+from .. import policy
 from ..auth import authenticate
 from ..errors import OperationCode, OperationError
 
@@ -59,8 +60,9 @@ def _options(request) -> dict:
 
 
 def create(ctx, request) -> dict:
-    account = authenticate(ctx, request.auth).account
+    principal = authenticate(ctx, request)
     metadata = _metadata(_options(request))
+    principal.require("eoa:create", policy.Facts(metadata=metadata, options=request.options))
     key = _evm().new_private_key(ctx.random_bytes)
     now = ctx.timestamp()
     record = {
@@ -69,92 +71,97 @@ def create(ctx, request) -> dict:
         "metadata": metadata,
         "createdAt": now,
         "updatedAt": now,
-        "accountId": account["id"],
+        "accountId": principal.account_id,
         "privateKey": key.hex(),
     }
     with ctx.store.transaction():
-        ctx.store.put(_eoa_address(ctx, record["address"].lower()), record, _owner_group(ctx, account["id"]))
+        ctx.store.put(_eoa_address(ctx, record["address"].lower()), record, _owner_group(ctx, principal.account_id))
     return _public(record)
 
 
-def _positive_int(options: dict, name: str, default: int) -> int:
+def positive_int(options: dict, name: str, default: int) -> int:
     value = options.get(name, default)
     if type(value) is not int or value < 1:
         raise _invalid(f"options.{name} must be a positive integer")
     return value
 
 
-def list_eoas(ctx, request) -> dict:
-    account = authenticate(ctx, request.auth).account
+def page_of(request, items: list, public) -> dict:
+    """``{items, page, pageSize, totalRecords}`` of the visible items, in creation order (12.1)."""
     options = request.options if isinstance(request.options, dict) else {}
-    page = _positive_int(options, "page", 1)
-    page_size = _positive_int(options, "pageSize", DEFAULT_PAGE_SIZE)
+    page = positive_int(options, "page", 1)
+    page_size = positive_int(options, "pageSize", DEFAULT_PAGE_SIZE)
     if page_size > MAX_PAGE_SIZE:
         raise _invalid(f"options.pageSize must be at most {MAX_PAGE_SIZE}")
-    records = ctx.store.group(_owner_group(ctx, account["id"]))  # creation order
     start = (page - 1) * page_size
     return {
-        "items": [_public(r) for r in records[start : start + page_size]],
+        "items": [public(r) for r in items[start : start + page_size]],
         "page": page,
         "pageSize": page_size,
-        "totalRecords": len(records),
+        "totalRecords": len(items),
     }
 
 
-def _signing_key(ctx, request) -> tuple[dict, bytes]:
-    """Authenticate, then find ``options.from`` among the caller's EOAs."""
-    account = authenticate(ctx, request.auth).account
+def list_eoas(ctx, request) -> dict:
+    principal = authenticate(ctx, request)
+    principal.require("eoa:read")
+    records = ctx.store.group(_owner_group(ctx, principal.account_id))  # creation order
+    visible = [r for r in records
+               if principal.may_see("eoa:read", policy.Facts(metadata=r["metadata"], options=request.options))]
+    return page_of(request, visible, _public)
+
+
+def _sign(ctx, request, prepare):
+    """The order of 13.4: credential, a component of the type at all, ``from`` (12.2), the input,
+    the components; only then the signature."""
+    principal = authenticate(ctx, request)
+    principal.require(request.operation)
     options = _options(request)
     try:
         address = _evm().normalise_address(options.get("from"), "options.from")
     except _evm().EvmInputError as exc:
         raise _invalid(str(exc)) from None
     record = ctx.store.get(_eoa_address(ctx, address))
-    if record is None or record["accountId"] != account["id"]:
+    if record is None or record["accountId"] != principal.account_id:
         raise OperationError(OperationCode.NOT_FOUND, "no such EOA for this account")
-    return options, bytes.fromhex(record["privateKey"])
-
-
-def _signed(sign) -> dict:
     try:
-        return {"signature": sign()}
+        signer = prepare(options)
     except _evm().EvmInputError as exc:
         raise _invalid(str(exc)) from None
+    principal.require(request.operation, policy.Facts(metadata=record["metadata"], options=options, address=address))
+    try:
+        return signer(bytes.fromhex(record["privateKey"]))
+    except _evm().EvmInputError as exc:
+        raise _invalid(str(exc)) from None
+
+
+def _message(options: dict):
+    chain_id = options.get("chainId")
+    # chainId is accepted for policies (13.6); EIP-191 does not sign it.
+    if chain_id is not None and (type(chain_id) is not int or chain_id < 0):
+        raise _invalid("options.chainId must be a non-negative integer")
+    return _evm().prepare_message(options.get("message"), options.get("format", "text"))
 
 
 def sign_message(ctx, request) -> dict:
-    options, key = _signing_key(ctx, request)
-    chain_id = options.get("chainId")
-    # chainId is accepted for policies (12.4); EIP-191 does not sign it.
-    if chain_id is not None and (type(chain_id) is not int or chain_id < 0):
-        raise _invalid("options.chainId must be a non-negative integer")
-    return _signed(lambda: _evm().sign_message(key, options.get("message"), options.get("format", "text")))
+    return {"signature": _sign(ctx, request, _message)}
 
 
 def sign_typed_data(ctx, request) -> dict:
-    options, key = _signing_key(ctx, request)
-    return _signed(lambda: _evm().sign_typed_data(key, options.get("typedData")))
+    return {"signature": _sign(ctx, request, lambda o: _evm().prepare_typed_data(o.get("typedData")))}
 
 
 def sign_transaction(ctx, request) -> dict:
-    options, key = _signing_key(ctx, request)
-    return _signed(lambda: _evm().sign_transaction(key, options.get("transaction")))
+    return {"signature": _sign(ctx, request, lambda o: _evm().prepare_transaction(o.get("transaction")))}
 
 
 def sign_authorization(ctx, request) -> dict:
-    options, key = _signing_key(ctx, request)
-    try:
-        return {"signedAuthorization": _evm().sign_authorization(key, options.get("authorization"))}
-    except _evm().EvmInputError as exc:
-        raise _invalid(str(exc)) from None
+    return {"signedAuthorization": _sign(ctx, request, lambda o: _evm().prepare_authorization(o.get("authorization")))}
 
 
 def sign_structured_message(ctx, request) -> dict:
-    options, key = _signing_key(ctx, request)
-    try:
-        return _evm().sign_structured_message(key, options.get("structuredMessage"), options.get("chainId"))
-    except _evm().EvmInputError as exc:
-        raise _invalid(str(exc)) from None
+    return _sign(ctx, request,
+                 lambda o: _evm().prepare_structured_message(o.get("structuredMessage"), o.get("chainId")))
 
 
 OPERATIONS = {

@@ -67,7 +67,7 @@ def create(ctx, request) -> dict:
 
 
 def get(ctx, request) -> dict:
-    account = authenticate(ctx, request.auth).account
+    account = authenticate(ctx, request).account
     return {k: account[k] for k in ("id", "metadata", "createdAt", "updatedAt")}
 
 
