@@ -353,7 +353,9 @@ def _probe_release(policy, st, alone, action, released, principal, att_condition
     other = Request(principal, action, _KEY_ARN, wrong_image)
     if evaluate(alone, other).allowed and evaluate(policy, other).allowed:
         causes = _causes(att_conditions, missing=False)
-        structural = any(_attestation_index(c.key) is not None and c.base == "StringLike" for c in att_conditions)
+        # A StringLike pin of the image itself is judged by _audit_values (its wildcards); one on
+        # another PCR (PCR8: the signer) still lets another image through, so it does not excuse.
+        structural = any(_attestation_index(c.key) == 0 and c.base == "StringLike" for c in att_conditions)
         if causes:
             for code, cond in causes:
                 add(code, st, f"{cond.operator} on {cond.key} holds for another enclave image: its {actions} pass")

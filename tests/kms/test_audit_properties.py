@@ -98,6 +98,9 @@ def _with(*extra: dict) -> dict:
                 "Resource": "*"}))
 @example(_with({"Effect": "Allow", "Principal": {"AWS": ENCLAVE}, "Action": "kms:Decrypt", "Resource": "*",
                 "Condition": {"Null": {A + "PCR0": "false"}}}))
+# Found by this test: an exact StringLike pin of the signer (PCR8) alone let another image through.
+@example({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Resource": "*", "Principal": {"AWS": ENCLAVE},
+          "Action": ["kms:Decrypt"], "Condition": {"StringLike": {A + "PCR8": ATTESTED[8]}}}]})
 def test_no_finding_means_only_the_attested_enclave_gets_key_material(policy):
     text = json.dumps(policy)
     if audit_policy(text, attested_pcrs=ATTESTED, enclave_principals=[ENCLAVE]):
