@@ -191,11 +191,18 @@ def to_eth_account_transaction(tx: object) -> dict:
     tx_type = _TYPE_ALIASES.get(tx.get("type"))
     if tx_type is None:
         raise EvmInputError(f"transaction.type {tx.get('type')!r} is not supported (0x00-0x03, 0x05)")
+    # Every field of the client's type is on the wire (its transaction-parser fills the defaults:
+    # nonce 0x0, value 0x0, input 0x, to null, accessList []), so a missing one is a malformed
+    # request, never a default: a missing `to` must not turn into a contract creation (12.3).
+    required = ("nonce", "gasLimit", "to", "value", "input") + (("accessList",) if tx_type else ())
+    missing = [name for name in required if name not in tx]
+    if missing:
+        raise EvmInputError(f"transaction.{missing[0]} is missing (send null for a contract creation's to)")
     out: dict = {
-        "nonce": _quantity(tx.get("nonce", "0x0"), "transaction.nonce", U64_MAX),
+        "nonce": _quantity(tx["nonce"], "transaction.nonce", U64_MAX),
         "gas": _quantity(tx.get("gasLimit"), "transaction.gasLimit", U64_MAX),
-        "value": _quantity(tx.get("value", "0x0"), "transaction.value"),
-        "data": "0x" + _hex_bytes(tx.get("input", "0x"), "transaction.input").hex(),
+        "value": _quantity(tx["value"], "transaction.value"),
+        "data": "0x" + _hex_bytes(tx["input"], "transaction.input").hex(),
     }
     to = tx.get("to")
     if to is None:

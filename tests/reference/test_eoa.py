@@ -180,6 +180,10 @@ def test_sign_transaction_decodes_to_what_was_asked(enclave, owner, name):
     ("odd hex input", {**TRANSACTIONS["eip1559"], "input": "0xabc"}),
     ("bad to", {**TRANSACTIONS["eip1559"], "to": "0x1234"}),
     ("not an object", "0x02f8"),
+    # A missing field is not defaulted: without `to` the transaction would become a contract creation.
+    *[(f"{field} missing", {k: v for k, v in TRANSACTIONS["eip1559"].items() if k != field})
+      for field in ("to", "nonce", "value", "input", "accessList", "gasLimit", "maxFeePerGas")],
+    ("legacy without to", {k: v for k, v in TRANSACTIONS["legacy-eip155"].items() if k != "to"}),
 ])
 def test_bad_transactions_are_invalid_input(enclave, owner, why, transaction):
     admin_key, eoa = owner
