@@ -36,7 +36,7 @@ from harness.protocol import envelope
 from . import policy_model as model
 from ._util import expect_encrypted_error, expect_success, is_uuid, require
 from .account_model import parse_timestamp
-from .registry import CheckFailed, CheckUnimplemented, Context, Level, check
+from .registry import CheckFailed, CheckUnimplemented, Context, Level, Observation, check
 
 CREATE, LIST, REVOKE = "accessToken:create", "accessToken:list", "accessToken:revoke"
 SIGN_OPERATIONS = ("eoa:signMessage", "eoa:signTypedData", "eoa:signTransaction", "eoa:signAuthorization",
@@ -479,6 +479,12 @@ def _bad_components(address: str) -> list[tuple[str, object]]:
         ("a back-reference pattern (RE2 has none)", sm(messagePattern=r"(a)\1")),
         ("a look-ahead pattern (RE2 has none)", sm(messagePattern="foo(?=bar)")),
         ("a pattern over 1024 bytes", sm(messagePattern="a" * 1025)),
+        ("a pattern of 513 characters but 1026 bytes", sm(messagePattern="\u00e9" * 513)),
+        ("Python's \\Z (RE2 has \\z only)", sm(messagePattern="a\\Z")),
+        ("a named back-reference", sm(messagePattern="(?P<n>a)(?P=n)")),
+        ("a possessive quantifier", sm(messagePattern="a++")),
+        ("an atomic group", sm(messagePattern="(?>a)")),
+        ("a repeat count over RE2's 1000", sm(messagePattern="a{1001}")),
         ("a pattern that is not a string", sm(messagePattern=5)),
         ("an unknown transaction field", tx({"gas": [{"pattern": "1"}]})),
         ("transaction field rules not an array", tx({"value": {"pattern": "1"}})),
@@ -1183,6 +1189,23 @@ POLICY_CASES: list[PolicyCase] = [
                _message("0xdeadbeef", format="hex"), True),
     PolicyCase("messagePattern on hex text, case as sent", _sm(messagePattern="DEAD"), "eoa:signMessage", "payments",
                _message("0xdeadbeef", format="hex"), False),
+    # RE2 syntax and semantics (13.5), where engines differ
+    PolicyCase("RE2: . is one character of UTF-8 text", _sm(messagePattern="^caf.$"), "eoa:signMessage", "payments",
+               _message("caf\u00e9"), True),
+    PolicyCase("RE2: \\d is ASCII digits only", _sm(messagePattern="^\\d$"), "eoa:signMessage", "payments",
+               _message("\u0663"), False),
+    PolicyCase("RE2: \\w is ASCII word characters only", _sm(messagePattern="^\\w+$"), "eoa:signMessage",
+               "payments", _message("h\u00e9llo"), False),
+    PolicyCase("RE2: \\pL is a Unicode class", _sm(messagePattern="^\\pL+$"), "eoa:signMessage", "payments",
+               _message("h\u00e9llo"), True),
+    PolicyCase("RE2: $ does not match before a final newline", _sm(messagePattern="^hello$"), "eoa:signMessage",
+               "payments", _message("hello\n"), False),
+    PolicyCase("RE2: \\z ends the text", _sm(messagePattern="world\\z"), "eoa:signMessage", "payments",
+               _message(), True),
+    PolicyCase("RE2: the (?i) flag", _sm(messagePattern="(?i)^HELLO"), "eoa:signMessage", "payments", _message(),
+               True),
+    PolicyCase("RE2: a pattern of exactly 1024 bytes", _sm(messagePattern="^" + "\u00e9" * 511 + "$"),
+               "eoa:signMessage", "payments", _message("\u00e9" * 511), True),
     PolicyCase("chainId equal", _sm(chainId=137), "eoa:signMessage", "payments", _message(chainId=137), True),
     PolicyCase("chainId different", _sm(chainId=137), "eoa:signMessage", "payments", _message(chainId=1), False),
     PolicyCase("chainId absent from the request", _sm(chainId=137), "eoa:signMessage", "payments", _message(), False),
@@ -1679,3 +1702,32 @@ def stateful(ctx: Context):
                         expected=expected, actual=actual)
 
     run_state_machine_as_test(Tokens, settings=_settings(ctx, 3, stateful_step_count=steps))
+
+
+# ==== what the spec leaves open: observed, not judged =======================================================
+
+@check("tokens/open-questions", section="13.4", level=Level.INFO,
+       requirement="Reports how the Vault answers where section 13 leaves a choice: eoa:list's totalRecords under a "
+                   "filtering token, a signed token with empty policies or a header with whitespace, "
+                   "enclave:keyPolicy with a token.")
+def open_questions(ctx: Context):
+    session = Session(ctx)
+    account = session.account()
+    eoa = session.eoa(account, {"team": "a"})
+    session.eoa(account, {"team": "b"})
+    seen = []
+    reader = session.token(account, [{"type": "eoa:read", "metadataPatterns": [{"key": "team",
+                                                                                 "rule": {"pattern": "^a$"}}]}])
+    listed = session.call("eoa:list", reader.auth, {"page": 1, "pageSize": 100})
+    if listed.ok:
+        seen.append(f"eoa:list with a token showing 1 of 2 EOAs: totalRecords {listed.data.get('totalRecords')}")
+    base = session.token(account, ALL_TYPES)
+    options = default_options("eoa:signMessage", eoa["address"])
+    for what, value in (("empty policies", session.sat(base, [])),
+                        ("header {\"alg\": \"HS256\"} with a space", session.sat(base, ALL_TYPES,
+                                                                               header=b'{"alg": "HS256"}'))):
+        answer = session.call("eoa:signMessage", {"accessToken": value}, options)
+        seen.append(f"a signed token with {what}: {'accepted' if answer.ok else answer.error_code}")
+    answer = session.call("enclave:keyPolicy", base.auth, {})
+    seen.append(f"enclave:keyPolicy with a token: {'answered' if answer.ok else answer.error_code}")
+    raise Observation("; ".join(seen))

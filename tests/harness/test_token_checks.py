@@ -31,7 +31,7 @@ from eth_utils import keccak, to_checksum_address
 from harness.protocol import envelope
 from harness.protocol.client import VaultClient
 from harness.suites import policy_model as model
-from harness.suites.registry import CheckFailed, Context, all_checks
+from harness.suites.registry import CheckFailed, Context, Observation, all_checks
 
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}\Z")
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})\Z")
@@ -197,6 +197,12 @@ class FakeVault:
             policies = [{k: v for k, v in c.items() if k != "allowlist"} for c in policies]
         if "create-allowed-ignored" in self.defects:
             policies = [{k: v for k, v in c.items() if k != "allowedMetadataPatterns"} for c in policies]
+        if "python-re" in self.defects and operation == "eoa:signMessage":  # Python's engine, not RE2
+            for component in policies:
+                pattern = component.get("messagePattern")
+                if pattern is not None and not re.search(pattern, options.get("message", "")):
+                    return False
+            policies = [{k: v for k, v in c.items() if k != "messagePattern"} for c in policies]
         if "match-not-search" in self.defects and operation == "eoa:signMessage":
             for component in policies:
                 pattern = component.get("messagePattern")
@@ -389,6 +395,16 @@ class FakeVault:
             problem = None
         if problem and "refuse-nothing-in-payload" in self.defects and "payloadPatterns" in problem:
             problem = None
+        if "python-re" in self.defects and isinstance(policies, list):
+            patterns = [c.get("messagePattern") for c in policies if isinstance(c, dict)]
+            without = [{k: v for k, v in c.items() if k != "messagePattern"} if isinstance(c, dict) else c
+                       for c in policies]
+            problem = model.policies_problem(without)
+            for pattern in patterns:
+                try:
+                    re.compile(pattern if isinstance(pattern, str) else "")
+                except re.error:
+                    problem = "pattern"
         if "refuse-nested-quantifier" in self.defects and "+)+" in json.dumps(policies):
             problem = "nested quantifier"
         if problem:
@@ -479,6 +495,8 @@ def run_check(check_id: str, client: VaultClient, examples: int = 5) -> CheckFai
         check.func(Context("http://vault.test", client, options={"examples": examples, "derandomize": True}))
     except CheckFailed as failure:
         return failure
+    except Observation:  # an INFO check reports what it saw: never a failure
+        return None
     finally:
         client.close()
     return None
@@ -524,6 +542,8 @@ DEFECTS = [
     ("sat-alg-none", "tokens/authorization-matrix"),
     ("ignore-allowlist", "tokens/policy-fields"),
     ("match-not-search", "tokens/policy-fields"),
+    ("python-re", "tokens/policy-fields"),
+    ("python-re", "tokens/create-invalid-policies"),
     ("hex-quantity-text", "tokens/policy-fields"),
     ("float-compare", "tokens/policy-fields"),
     ("to-null-matches-empty", "tokens/policy-fields"),
