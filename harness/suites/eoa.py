@@ -589,6 +589,9 @@ def _transaction_cases(address: str):
         ("an access-list entry without a valid address", {**t["0x02"], "accessList": [{"address": "0x12", "storageKeys": []}]}),
         ("an accessList that is not a list", {**t["0x02"], "accessList": {"address": TO}}),
         ("transaction a string", "0x02"),
+        # Missing is not a default: a 0x02 without `to` must not be signed as a contract creation.
+        *[(f"0x02 without {name}", _without(t["0x02"], name)) for name in ("to", "nonce", "value", "input", "accessList")],
+        ("0x00 without to", _without(t["0x00 EIP-155"], "to")),
     ]
     for name in ("chainId", "address", "nonce", "yParity", "r", "s"):
         cases.append((f"an authorization without {name}",

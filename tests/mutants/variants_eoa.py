@@ -385,3 +385,16 @@ def _(app):
                 raise OperationError(OperationCode.INVALID_INPUT, f"cannot sign this with key {key.hex()}") from None
         return handler
     return _handler(app, SIGN_TRANSACTION, wrap)
+
+
+@variant("eoa-missing-to-creates", "§12.3", "eoa/sign-transaction-invalid",
+         "a transaction without `to` is signed as a contract creation (missing fields are defaulted)")
+def _(app):
+    def before(req):
+        options = req.get("options")
+        tx = options.get("transaction") if isinstance(options, dict) else None
+        if req.get("operation") == "eoa:signTransaction" and isinstance(tx, dict):
+            tx.setdefault("to", None)
+            tx.setdefault("nonce", "0x0")
+        return req
+    return _ops(app, before=before)
