@@ -20,7 +20,6 @@ def build_enclave(config: Config, resources: list | None = None):
 
     from .enclave.keyring import FileMasterKey
     from .enclave.service import Enclave, KeyPolicySource
-    from .enclave.store import SqliteStore
 
     config.data_dir.mkdir(parents=True, exist_ok=True)
     nsm = build_nsm(config)
@@ -57,8 +56,19 @@ def build_enclave(config: Config, resources: list | None = None):
         master_key, key_arn = kms.release_master_key(
             client, nsm, kms.DataKeyFile(config.data_dir / kms.DATA_KEY_FILE), key_id)
         key_policy = KeyPolicySource(key_arn, client.get_key_policy)
-    return Enclave(kv=SqliteStore(config.database), master_key=master_key, nsm=nsm,
+    return Enclave(kv=build_store(config), master_key=master_key, nsm=nsm,
                    static_key_epoch=config.static_key_epoch, key_policy_source=key_policy)
+
+
+def build_store(config: Config):
+    """PostgreSQL when a database URL is given (instances may share it), else SQLite in the data directory."""
+    if config.database_url:
+        from .enclave.pg_store import PostgresStore
+
+        return PostgresStore(config.database_url)
+    from .enclave.store import SqliteStore
+
+    return SqliteStore(config.database)
 
 
 def build_nsm(config: Config):
@@ -119,6 +129,9 @@ def main(argv: list[str] | None = None) -> int:
                              help="INSECURE, development only: a plain master key file in the data directory")
         command.add_argument("--static-key-epoch", type=int,
                              help="epoch of the static X25519 key derived from the master key (default 1)")
+        command.add_argument("--database-url",
+                             help="postgresql://... : store in PostgreSQL, shareable by several instances "
+                             "(env VAULT_DATABASE_URL; default SQLite in the data directory)")
     host = sub.add_parser("host", help="run only the HTTP front, forwarding to an enclave process")
     host.add_argument("--enclave", required=True, help="tcp:HOST:PORT or vsock:CID:PORT of the enclave")
     host.add_argument("--host", help="address to bind (default 127.0.0.1)")
@@ -142,7 +155,8 @@ def main(argv: list[str] | None = None) -> int:
             kms_key_id=getattr(args, "kms_key_id", None), kms_region=getattr(args, "kms_region", None),
             kms_endpoint=getattr(args, "kms_endpoint", None),
             insecure_dev_master_key_file=getattr(args, "insecure_dev_master_key_file", None),
-            static_key_epoch=getattr(args, "static_key_epoch", None))
+            static_key_epoch=getattr(args, "static_key_epoch", None),
+            database_url=getattr(args, "database_url", None))
         if args.command == "serve":
             _run_http(build_app(config, resources=resources), config, http=args.http, loop=args.loop)
         elif args.command == "host":

@@ -23,6 +23,8 @@ class Config:
     kms_endpoint: str | None = None
     insecure_dev_master_key_file: bool = False
     static_key_epoch: int = 1
+    # The store: PostgreSQL at this URL (several instances may share it), else SQLite in data_dir.
+    database_url: str | None = None
 
     @property
     def database(self) -> Path:
@@ -47,6 +49,7 @@ class Config:
             "insecure_dev_master_key_file":
                 os.environ.get("VAULT_INSECURE_DEV_MASTER_KEY_FILE", "") in ("1", "true", "yes"),
             "static_key_epoch": int(os.environ.get("VAULT_STATIC_KEY_EPOCH", cls.static_key_epoch)),
+            "database_url": os.environ.get("VAULT_DATABASE_URL") or None,
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         config = cls(**values)
@@ -56,6 +59,8 @@ class Config:
             raise ValueError(f"static key epoch must be 1..2^32-1, not {config.static_key_epoch}")
         if config.kms_key_id and config.insecure_dev_master_key_file:
             raise ValueError("--kms-key-id and --insecure-dev-master-key-file exclude each other")
+        if config.database_url and not config.database_url.startswith(("postgresql://", "postgres://")):
+            raise ValueError("the database URL must start with postgresql:// (without it: SQLite in the data directory)")
         if config.nsm not in ("simulated", "device"):
             raise ValueError(f"nsm must be 'simulated' or 'device', not {config.nsm!r}")
         return config
