@@ -100,7 +100,10 @@ def prepare_message(message: object, fmt: object = "text"):
     if not isinstance(message, str):
         raise EvmInputError("options.message must be a string")
     if fmt == "text":
-        encoded = encode_defunct(text=message)
+        try:
+            encoded = encode_defunct(primitive=message.encode("utf-8"))
+        except UnicodeEncodeError:  # a lone surrogate from JSON ("\ud800") has no UTF-8 bytes to sign
+            raise EvmInputError("options.message is not valid Unicode (a lone surrogate)") from None
     elif fmt == "hex":
         encoded = encode_defunct(primitive=_hex_bytes(message, "options.message"))
     else:

@@ -57,6 +57,13 @@ def _derive(master: bytes, label: str) -> bytes:
     return HKDF(hashes.SHA256(), 32, None, b"vault-reference/v1/" + label.encode()).derive(master)
 
 
+def _utf8(text: str) -> bytes:
+    # A credential or id from JSON may hold a lone surrogate ("\ud800"), which has no UTF-8 form;
+    # it is hashed anyway (surrogatepass) so that it is simply a value no account has, and the
+    # request gets its auth or not-found error instead of an internal one.
+    return text.encode("utf-8", "surrogatepass")
+
+
 class Keyring:
     """Keys derived from the master key, one per role."""
 
@@ -73,7 +80,7 @@ class Keyring:
 
     def identifier(self, kind: str, value: str) -> bytes:
         """HMAC of an entity identifier: the only form in which ids appear in the database."""
-        return hmac.new(self._identifier_key, f"{kind}\x00{value}".encode(), hashlib.sha256).digest()
+        return hmac.new(self._identifier_key, _utf8(f"{kind}\x00{value}"), hashlib.sha256).digest()
 
     def secret_digest(self, kind: str, secret: str) -> bytes:
         """Keyed hash of a bearer secret (admin key, rotation code, access token).
@@ -81,4 +88,4 @@ class Keyring:
         The secrets are 256-bit random strings, so a keyed hash (pepper = enclave-only key) is the
         right tool: lookups stay O(1), and a copy of the database alone reveals nothing.
         """
-        return hmac.new(self._secret_key, f"{kind}\x00{secret}".encode(), hashlib.sha256).digest()
+        return hmac.new(self._secret_key, _utf8(f"{kind}\x00{secret}"), hashlib.sha256).digest()

@@ -182,7 +182,7 @@ class PostgresStore:
         except StoreUnavailable:
             if getattr(self._local, "connection", None) is not None:
                 raise  # the connection is fine: a timeout, not a stale session
-            return self._guarded(self._connection(), work)
+            raise
 
     def _connection(self) -> psycopg.Connection:
         conn = getattr(self._local, "connection", None)

@@ -15,6 +15,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
+from .limits import is_valid_unicode
+
 MAX_PATTERN_BYTES = 1024
 _DECIMAL = re.compile(r"-?[0-9]{1,1000}")  # ASCII digits only: int() alone accepts "١" and "1_0"
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
@@ -38,6 +40,8 @@ def compile_pattern(pattern: object, where: str):
     global _re2_options
     if not isinstance(pattern, str):
         raise PolicyError(f"{where} must be a string")
+    if not is_valid_unicode(pattern):
+        raise PolicyError(f"{where} holds a lone surrogate (not valid Unicode)")
     if len(pattern.encode()) > MAX_PATTERN_BYTES:
         raise PolicyError(f"{where} is longer than {MAX_PATTERN_BYTES} bytes")
     re2 = _re2()
@@ -48,8 +52,16 @@ def compile_pattern(pattern: object, where: str):
         _re2_options = options
     try:
         return re2.compile(pattern, _re2_options)
-    except re2.error:
+    except (re2.error, UnicodeEncodeError):
         raise PolicyError(f"{where} is not a valid RE2 pattern (no back-references or look-around)") from None
+
+
+def search(regex, text: str) -> bool:
+    """RE2 works on UTF-8; a text with a lone surrogate has none, so no pattern is found in it."""
+    try:
+        return regex.search(text) is not None
+    except UnicodeEncodeError:
+        return False
 
 
 # --- rules -----------------------------------------------------------------------------------------
@@ -73,7 +85,7 @@ class Rule:
         if subject is None:  # the field or key is absent: no rule holds for nothing
             return False
         if self.op is None:
-            return self.regex.search(subject.text) is not None
+            return search(self.regex, subject.text)
         return subject.number is not None and _OPS[self.op](subject.number, self.value)
 
 
@@ -337,11 +349,20 @@ def _named_rules_hold(rules, values: Mapping[str, object], fields: Mapping[str, 
     return all(rule.holds(_subject(fields[name], values.get(name))) for name, rule in rules)
 
 
+def _transaction_value(tx: dict, name: str) -> object:
+    value = tx.get(name)
+    # The type as encoded, not as sent: the client's 0x05 is signed as EIP-7702's 0x04 (12.3), so
+    # a rule on `type` must not allow or deny one transaction by which alias named it.
+    if name == "type" and parse_quantity(value) == 5:
+        return 4
+    return value
+
+
 def _transaction_holds(c: Component, tx: object) -> bool:
     if not isinstance(tx, dict):
         return False
     return all(
-        all(rule.holds(_subject(TRANSACTION_FIELDS[name], tx.get(name))) for rule in rules)
+        all(rule.holds(_subject(TRANSACTION_FIELDS[name], _transaction_value(tx, name))) for rule in rules)
         for name, rules in c.get("payloadPatterns")
     )
 
@@ -375,7 +396,7 @@ def component_holds(c: Component, facts: Facts) -> bool:
             return False
         pattern = c.get("messagePattern", None)
         message = options.get("message")
-        if pattern is not None and not (isinstance(message, str) and pattern.search(message)):
+        if pattern is not None and not (isinstance(message, str) and search(pattern, message)):
             return False
     elif c.type == "eoa:signTransaction":
         return _transaction_holds(c, options.get("transaction"))

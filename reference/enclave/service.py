@@ -116,15 +116,48 @@ def _loads_plaintext(plaintext: bytes) -> object:
     """
     if _LONG_INTEGER not in plaintext.translate(_DIGITS_AS_ZERO):
         try:
-            return orjson.loads(plaintext)
+            value = orjson.loads(plaintext)
         except orjson.JSONDecodeError:
             pass
-    return json.loads(plaintext.decode("utf-8"))
+        else:
+            # orjson keeps the last of duplicated members. Every member costs one ':' outside
+            # strings, so a plaintext with no more colons than members has no duplicate (the
+            # usual case); any other takes the standard library with the duplicate check.
+            if plaintext.count(b":") == _member_count(value):
+                return value
+    return json.loads(plaintext.decode("utf-8"), object_pairs_hook=_no_duplicate_members)
+
+
+class DuplicateMember(ValueError):
+    pass
+
+
+def _no_duplicate_members(pairs: list) -> dict:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        raise DuplicateMember("duplicate member name")
+    return obj
+
+
+def _member_count(value: object) -> int:
+    """The number of object members in a JSON value, nested ones included (no recursion)."""
+    count, stack = 0, [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            count += len(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return count
 
 
 def parse_request(plaintext: bytes, client_public_key: bytes = b"") -> Request:
     try:
         obj = _loads_plaintext(plaintext)
+    except DuplicateMember:
+        raise OperationError(OperationCode.SERIALIZATION_ERROR,
+                             "request plaintext has a duplicated member name (spec 3.5 refuses them)") from None
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise OperationError(OperationCode.SERIALIZATION_ERROR, "request plaintext is not UTF-8 JSON") from None
     if not isinstance(obj, dict) or not isinstance(obj.get("operation"), str):

@@ -38,7 +38,10 @@ class SqliteStore:
     def __init__(self, path: Path | str):
         self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
+        # FULL: a commit is on disk before it is acknowledged. NORMAL (the WAL default) may lose the
+        # last commits on power loss, e.g. an acknowledged rotation, leaving the client holding a
+        # dead key (spec 7.6).
+        self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS entries (k BLOB PRIMARY KEY, g BLOB, v BLOB NOT NULL)"
         )
@@ -77,6 +80,15 @@ class SqliteStore:
         self._db.close()
 
 
+def _record_json(record: dict) -> bytes:
+    """Compact JSON in UTF-8: an astral character costs 4 bytes, not a 12-byte \\u escape pair.
+    A record holding a lone surrogate (which has no UTF-8 form) is written with escapes instead."""
+    try:
+        return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(record, separators=(",", ":")).encode()
+
+
 class SealedStore:
     """JSON records sealed under the record key, addressed by HMAC-hashed identifiers.
 
@@ -94,7 +106,7 @@ class SealedStore:
 
     def _seal(self, address: bytes, record: dict) -> bytes:
         nonce = self._random(NONCE_BYTES)
-        plaintext = json.dumps(record, separators=(",", ":")).encode()
+        plaintext = _record_json(record)
         return nonce + sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(
             plaintext, address, nonce, self._keyring.record_key
         )

@@ -386,3 +386,14 @@ def test_signed_token_faults_are_invalid_tokens(enclave, account, clock, fault):
     # the same token without the fault works (the fixture is not broken)
     assert recovered(sign_message(enclave, signed_token(enclave, make_token(enclave, admin_key, policies)["accessToken"],
                                                         policies, exp), eoa)) == eoa["address"]
+
+
+def test_a_type_rule_sees_the_encoded_type_whatever_alias_was_sent(enclave, account):
+    admin_key, _, eoa, _ = account
+    token = make_token(enclave, admin_key, [{"type": "eoa:signTransaction", "payloadPatterns": {
+        "type": [{"op": "equalTo", "value": 4}]}}])["accessToken"]
+    authorization = {"chainId": "0x1", "address": TO, "nonce": 0, "yParity": 0, "r": "0x1", "s": "0x1"}
+    for alias in ("0x04", "0x05"):
+        tx = _tx(type=alias, authorizationList=[authorization])
+        reply = run(enclave, "eoa:signTransaction", {"accessToken": token}, {"from": eoa["address"], "transaction": tx})
+        assert ok(reply)["signature"].startswith("04"), alias

@@ -158,9 +158,16 @@ def typed(value):
     return (type(value).__name__, value)
 
 
+def _refuse_duplicates(pairs):
+    if len(dict(pairs)) != len(pairs):
+        raise ValueError("duplicate member")
+    return dict(pairs)
+
+
 def stdlib_reading(text: bytes):
+    """The standard library, refusing duplicated member names as the envelope layer does (3.5)."""
     try:
-        return ("ok", typed(json.loads(text.decode("utf-8"))))
+        return ("ok", typed(json.loads(text.decode("utf-8"), object_pairs_hook=_refuse_duplicates)))
     except (UnicodeDecodeError, ValueError, RecursionError):
         return ("error",)
 
@@ -181,7 +188,8 @@ PLAINTEXT_EDGES = [
     b'{"v":[1,2,{"w":123456789012345678901234567890}]}',
     b'{"v":"1234567890123456789012345"}',  # a long digit run in a string: the slow path, same value
     b'{"v":1e400}', b'{"v":NaN}', b'{"v":-Infinity}', b'{"v":"\\ud800"}', b'\xef\xbb\xbf{}',
-    b'{"a":1,"a":2}', b'{"v":-0}', b'{"v":-0.0}', b'{"v":1.5e-320}', b'{"v":0.1}', b'[' * 3000 + b']' * 3000,
+    b'{"a":1,"a":2}', b'{"o":{"a":1,"b":{"c":[{"d":1,"d":1}]}}}', b'{"a":"x:y","a":2}', b'{"a":"\\u003a","a":2}',
+    b'{"a":"x:y","b":2}', b'{"v":-0}', b'{"v":-0.0}', b'{"v":1.5e-320}', b'{"v":0.1}', b'[' * 3000 + b']' * 3000,
     b'{"v":1}x', b'', b'\xff',
 ]
 

@@ -117,3 +117,13 @@ def test_envelope_errors_are_plain_json_4xx(enclave):
     status, body = enclave.handle_envelope(b"[]")
     assert status == 400
     assert json.loads(body) == {"error": {"message": "request body must be a JSON object", "status": 400, "type": "invalid_json"}}
+
+
+@pytest.mark.parametrize("plaintext", [
+    b'{"operation":"ping","operation":"serviceAccount:create"}',
+    b'{"operation":"ping","options":{"message":"a","message":"b"}}',
+    b'{"operation":"ping","options":{"message":"time 12:00"},"options":{}}',  # a colon inside a string too
+])
+def test_duplicated_member_names_in_the_plaintext_are_refused(enclave, plaintext):
+    reply = call(enclave, plaintext)
+    assert reply["success"] is False and reply["error"]["code"] == "serialization_error", reply

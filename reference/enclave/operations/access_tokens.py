@@ -22,6 +22,7 @@ from ..access_tokens import (
 )
 from ..auth import authenticate
 from ..errors import OperationCode, OperationError
+from ..limits import check_policies_size
 from ..service import iso8601
 from .eoa import _metadata, _options, page_of
 
@@ -80,6 +81,7 @@ def create(ctx, request) -> dict:
     options = _options(request)
     try:
         policy.parse_policies(options.get("policies"), "options.policies")
+        check_policies_size(options["policies"])
     except policy.PolicyError as exc:
         raise _invalid(str(exc)) from None
     expires_at = _expiry(ctx, options.get("expiresAt"))

@@ -13,6 +13,7 @@ import uuid
 from .. import policy
 from ..auth import authenticate
 from ..errors import OperationCode, OperationError
+from ..limits import check_metadata
 
 
 def _evm():
@@ -46,7 +47,7 @@ def _metadata(options: dict) -> dict:
     for key, value in metadata.items():
         if not isinstance(value, (str, bool, int, float)) or value != value or value in (float("inf"), float("-inf")):
             raise _invalid(f"options.metadata[{key!r}] must be a string, a finite number or a boolean")
-    return metadata
+    return check_metadata(metadata)
 
 
 def _public(record: dict) -> dict:

@@ -18,6 +18,7 @@ from ..auth import (
     secret_index,
 )
 from ..errors import OperationCode, OperationError
+from ..limits import check_metadata
 
 
 def _new_secret(ctx, prefix: str) -> str:
@@ -30,7 +31,7 @@ def _validate_metadata(options: dict) -> dict:
         isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
     ):
         raise OperationError(OperationCode.INVALID_INPUT, "options.metadata must map strings to strings")
-    return metadata
+    return check_metadata(metadata)
 
 
 def _install_secrets(ctx, account: dict) -> tuple[str, str]:
