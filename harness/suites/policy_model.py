@@ -83,7 +83,7 @@ NUMBER_OPS = ("greaterThan", "lessThan", "equalTo")
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}\Z")
 _DECIMAL = re.compile(r"^-?[0-9]+\Z")
 _DIGITS = re.compile(r"^[0-9]+\Z")
-_HEX_QUANTITY = re.compile(r"^0[xX][0-9a-fA-F]+\Z")
+_HEX_QUANTITY = re.compile(r"^0x[0-9a-fA-F]+\Z")
 # Without RE2, the patterns this model will judge: literals, classes, groups, alternation, the
 # usual quantifiers and anchors; nothing whose meaning differs between engines.
 SAFE_PATTERN = re.compile(r"^(?:[A-Za-z0-9 _!@#%&=:;,'\"<>~-]|\\[.dDwWsS*+?()\[\]{}|^$\\]|[.*+?()|^$]|\[\^?(?:[A-Za-z0-9_-]|\\[dws])+\]|\{[0-9]+(?:,[0-9]*)?\})*\Z")

@@ -29,7 +29,9 @@ from eth_keys import keys as eth_keys
 from eth_utils import keccak
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
+from hypothesis.stateful import (
+    RuleBasedStateMachine, initialize, invariant, precondition, rule, run_state_machine_as_test,
+)
 
 from harness.protocol import envelope
 
@@ -384,8 +386,12 @@ def _is_ms_utc(value) -> bool:
 def create_data(ctx: Context):
     session = Session(ctx)
     account = session.account()
-    policies = [{"type": "eoa:signMessage", "allowlist": [], "messagePattern": "^hi", "chainId": 1},
-                {"type": "eoa:signTransaction", "payloadPatterns": {"value": [{"op": "lessThan", "value": "1000"}]}},
+    # Echoed exactly: big integers stay integers, digit strings stay strings, any Unicode in patterns.
+    policies = [{"type": "eoa:signMessage", "allowlist": [TO], "messagePattern": "^h\u00e9 \U0001f600", "chainId": 1},
+                {"type": "eoa:signTransaction", "payloadPatterns": {"value": [{"op": "lessThan", "value": "1000"},
+                                                                              {"op": "greaterThan", "value": 2 ** 70}],
+                                                                    "to": []}},
+                {"type": "eoa:read", "metadataPatterns": [{"key": "\u00fc", "rule": {"op": "equalTo", "value": "-5"}}]},
                 {"type": "accessToken:read", "revealSensitive": True, "metadataPatterns": []}]
     for what, expires, instant, metadata in (
             ("offset", "2099-01-01T02:00:00+02:00", datetime(2099, 1, 1, tzinfo=timezone.utc), {"app": "x", "n": 3,
@@ -1621,7 +1627,8 @@ def stateful(ctx: Context):
     steps = ctx.options.get("stateful_steps", 12)
     policy_menu = [ALL_TYPES, only("eoa:signMessage"), other_than("eoa:signMessage"),
                    [{"type": "eoa:signMessage", "messagePattern": "^ok"}],
-                   [{"type": "eoa:signMessage", "metadataPatterns": [{"key": "k", "rule": {"pattern": "^1$"}}]}]]
+                   [{"type": "eoa:signMessage", "metadataPatterns": [{"key": "k", "rule": {"pattern": "^1$"}}]},
+                    {"type": "eoa:read", "metadataPatterns": [{"key": "k", "rule": {"op": "equalTo", "value": 2}}]}]]
 
     class Tokens(RuleBasedStateMachine):
         def __init__(self):
@@ -1629,6 +1636,16 @@ def stateful(ctx: Context):
             self.accounts: list[VaultAccount] = []
             self.tokens: list[dict] = []  # {token, revoked, epoch, sat: [policy sets]}
             self.epochs: dict[str, int] = {}
+
+        @initialize()
+        def first_account(self):
+            # An account with one EOA of each metadata value and a token, so short runs reach every rule.
+            account = session.account()
+            self.accounts.append(account)
+            self.epochs[account.id] = 0
+            for value in ("1", "2"):
+                session.eoa(account, {"k": value})
+            self.tokens.append({"token": session.token(account, ALL_TYPES), "revoked": None, "epoch": 0})
 
         @rule()
         def new_account(self):
@@ -1689,6 +1706,24 @@ def stateful(ctx: Context):
                 attempt(session, "eoa:signMessage", auth, options,
                         allowed=model.all_allow(sets, "eoa:signMessage", options, owner.metadata_of[eoa["address"]]),
                         what=what, signer=eoa["address"], owner=owner)
+
+        @precondition(lambda self: self.tokens)
+        @rule(which=st.integers(0, 20), signed=st.booleans(), menu=st.integers(0, len(policy_menu) - 1))
+        def list_eoas(self, which, signed, menu):
+            entry = self.tokens[which % len(self.tokens)]
+            token = entry["token"]
+            sets = [token.policies] + ([policy_menu[menu]] if signed else [])
+            auth = {"accessToken": session.sat(token, policy_menu[menu])} if signed else token.auth
+            if entry["revoked"] is not None or entry["epoch"] != self.epochs[token.account.id]:
+                session.refused("eoa:list", auth, {}, "eoa:list with a dead token", INVALID_TOKEN)
+            elif not all(model.has_component(p, "eoa:list") for p in sets):
+                session.refused("eoa:list", auth, {}, "eoa:list without eoa:read", SCOPE)
+            else:
+                items, _ = session.all_items("eoa:list", auth, "eoa:list with a token")
+                wanted = [e["address"] for e in token.account.eoas
+                          if model.all_show(sets, "eoa:list", token.account.metadata_of[e["address"]])]
+                require([i.get("address") for i in items] == wanted, "eoa:list with a token shows other EOAs than "
+                        "the model", expected=wanted, actual=[i.get("address") for i in items])
 
         @invariant()
         def lists_agree(self):

@@ -566,7 +566,7 @@ def test_property_check_finds_policy_defects(defect):
     assert failure is not None, f"tokens/policy-property passed a Vault with defect {defect}"
 
 
-@pytest.mark.parametrize("defect", ["revoke-not-immediate", "rotation-keeps-tokens"])
+@pytest.mark.parametrize("defect", ["revoke-not-immediate", "rotation-keeps-tokens", "read-filter-ignored", "no-sat-narrowing"])
 def test_stateful_check_finds_lifecycle_defects(defect):
     failure = run_check("tokens/stateful", FakeVault({defect}).client(), examples=25)
     assert failure is not None, f"tokens/stateful passed a Vault with defect {defect}"
