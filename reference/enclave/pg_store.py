@@ -182,7 +182,7 @@ class PostgresStore:
         except StoreUnavailable:
             if getattr(self._local, "connection", None) is not None:
                 raise  # the connection is fine: a timeout, not a stale session
-            raise
+            return self._guarded(self._connection(), work)
 
     def _connection(self) -> psycopg.Connection:
         conn = getattr(self._local, "connection", None)
