@@ -12,9 +12,9 @@ Same semantics as :class:`~reference.enclave.store.SqliteStore`:
   SERIALIZABLE would detect the conflict too, but only by failing one transaction, and the
   operation code inside a ``with`` block cannot be re-run from here. The lock is released at
   COMMIT or ROLLBACK, and by the server when a session dies, so a crashed instance holds nothing;
-* durability: every session sets ``synchronous_commit = on`` (overriding a server or database
-  default), so COMMIT returns only after the WAL is flushed (and reached a synchronous standby
-  when the server names one);
+* durability (spec 7.6): every session sets ``synchronous_commit = on`` (overriding a server or
+  database default), so COMMIT returns only after the WAL is flushed (and reached a synchronous
+  standby when the server names one); a server running with ``fsync = off`` is refused;
 * threads: one connection per thread, opened on first use; a transaction stays on its thread's
   connection.
 
@@ -27,7 +27,6 @@ instead of hanging.
 from __future__ import annotations
 
 import hashlib
-import logging
 import threading
 import weakref
 from contextlib import contextmanager
@@ -38,7 +37,6 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from .errors import VaultError
 
-_log = logging.getLogger("vault.enclave.store")
 T = TypeVar("T")
 
 TABLE = "vault_entries"
@@ -66,6 +64,10 @@ class StoreUnavailable(VaultError):
     """The database could not be reached or failed during the request; the next call reconnects."""
 
 
+class StoreNotDurable(VaultError):
+    """The server would acknowledge commits it can still lose (spec 7.6)."""
+
+
 def connection_string(url: str) -> str:
     params = {**CONNECTION_DEFAULTS, **conninfo_to_dict(url)}
     params["options"] = " ".join(filter(None, [SESSION_OPTIONS, params.get("options")]))
@@ -88,7 +90,9 @@ class PostgresStore:
                 f"CREATE INDEX IF NOT EXISTS {TABLE}_group ON {TABLE} (g, seq)"))
             fsync = self._in_transaction(lambda conn: conn.execute("SHOW fsync").fetchone()[0])
         if fsync != "on":
-            _log.warning("the PostgreSQL server runs with fsync=%s: committed records can be lost", fsync)
+            # Spec 7.6: no acknowledged change may be lost; without fsync a crash can lose commits.
+            self.close()
+            raise StoreNotDurable(f"the PostgreSQL server runs with fsync={fsync}: its commits can be lost")
 
     # ---- the interface ---------------------------------------------------------------------
     def get(self, key: bytes) -> bytes | None:
