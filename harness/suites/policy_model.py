@@ -6,10 +6,10 @@ It answers two questions from the spec text alone, without asking any Vault:
 * does a token with these policies allow this request (§13.4, §13.6)? -- ``allows`` for one
   operation, ``shows`` for one item of a list.
 
-Regular expressions follow RE2 syntax and semantics (§13.5) through google-re2 when it can be
-imported. Without it, Python's ``re`` stands in, and only for patterns inside the common subset
-this module accepts (``SAFE_PATTERN``): no back-references, look-around, possessive or
-Python-only constructs; a pattern outside it is reported as unknown, never guessed.
+Regular expressions follow RE2 syntax and semantics (§13.5) through google-re2 (a project
+dependency). Should it be missing, Python's ``re`` stands in, and only for patterns of a small
+common subset read as RE2 reads them (``_python_equivalent``); a pattern outside it raises
+PatternUnknown, never a guess.
 """
 
 from __future__ import annotations
@@ -84,9 +84,24 @@ _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}\Z")
 _DECIMAL = re.compile(r"^-?[0-9]+\Z")
 _DIGITS = re.compile(r"^[0-9]+\Z")
 _HEX_QUANTITY = re.compile(r"^0x[0-9a-fA-F]+\Z")
-# Without RE2, the patterns this model will judge: literals, classes, groups, alternation, the
-# usual quantifiers and anchors; nothing whose meaning differs between engines.
-SAFE_PATTERN = re.compile(r"^(?:[A-Za-z0-9 _!@#%&=:;,'\"<>~-]|\\[.dDwWsS*+?()\[\]{}|^$\\]|[.*+?()|^$]|\[\^?(?:[A-Za-z0-9_-]|\\[dws])+\]|\{[0-9]+(?:,[0-9]*)?\})*\Z")
+# Without RE2, the patterns this model will judge: literals, simple classes, groups, alternation,
+# the usual quantifiers and anchors. Python's engine reads them as RE2 does once its \d, \w, \s
+# are made ASCII (re.ASCII) and each `$` becomes `\Z` (RE2's `$` never matches before a final
+# newline); no `(?` construct is admitted at all.
+_SAFE_TOKEN = re.compile(
+    r"[A-Za-z0-9 _!@#%&=:;,'\"<>~-]"  # literals
+    r"|\\[.dDwWsS*+?()\[\]{}|^$\\]"  # escapes
+    r"|[.*+?()|^$]"  # operators
+    r"|\[\^?(?:[A-Za-z0-9_-]|\\[dws])+\]"  # simple classes
+    r"|\{[0-9]+(?:,[0-9]*)?\}")  # counted repeats
+
+
+def _python_equivalent(pattern: str) -> re.Pattern:
+    """The Python regex that reads ``pattern`` as RE2 does, or PatternUnknown outside the subset."""
+    tokens = [match.group() for match in _SAFE_TOKEN.finditer(pattern)]
+    if "".join(tokens) != pattern or "(?" in pattern:
+        raise PatternUnknown(pattern)
+    return re.compile("".join("\\Z" if token == "$" else token for token in tokens), re.ASCII)
 
 
 class PolicyInvalid(Exception):
@@ -111,10 +126,8 @@ def pattern_problem(pattern) -> str | None:
         except Exception as error:  # re2.error: RE2 does not compile it
             return f"the pattern does not compile under RE2 ({str(error)[:60]})"
         return None
-    if not SAFE_PATTERN.match(pattern):
-        raise PatternUnknown(pattern)
     try:
-        re.compile(pattern)
+        _python_equivalent(pattern)
     except re.error as error:
         return f"the pattern does not compile ({error})"
     return None
@@ -124,9 +137,7 @@ def pattern_found(pattern: str, text: str) -> bool:
     """A pattern *searches* (§13.5): it holds when found anywhere in ``text``."""
     if _re2 is not None:
         return _re2.search(pattern, text) is not None
-    if not SAFE_PATTERN.match(pattern):
-        raise PatternUnknown(pattern)
-    return re.search(pattern, text) is not None
+    return _python_equivalent(pattern).search(text) is not None
 
 
 def re2_available() -> bool:

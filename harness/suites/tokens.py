@@ -104,6 +104,7 @@ AUTHORIZED = "0x00000000000000000000000000000000000000aa"
 
 
 def transaction(**changes) -> dict:
+    """An EIP-1559 transaction in the client's shape, with ``changes``; a field given as ``...`` is left out."""
     tx = {"type": "0x02", "chainId": "0x1", "nonce": "0x0", "gasLimit": "0x5208", "maxFeePerGas": "0x3b9aca00",
           "maxPriorityFeePerGas": "0x1", "to": TO, "value": "0x10", "accessList": [], "input": "0x"}
     tx.update(changes)
@@ -118,10 +119,10 @@ def user_operation(sender: str, **changes) -> dict:
     return op
 
 
-def default_options(operation: str, address: str | None, *, metadata: dict | None = None) -> dict:
+def default_options(operation: str, address: str | None) -> dict:
     """A valid request of ``operation`` for the EOA ``address`` (§12.1, §12.3)."""
     if operation == "eoa:create":
-        return {"metadata": metadata if metadata is not None else {}}
+        return {"metadata": {}}
     if operation in ("eoa:list", LIST):
         return {"page": 1, "pageSize": 100}
     if operation == "eoa:signMessage":
@@ -337,9 +338,9 @@ def attempt(session: Session, operation: str, auth: dict, options: dict, *, allo
     return None
 
 
-def token_data_problems(data, *, account: VaultAccount, policies: list, metadata: dict, expires_at: datetime | None,
-                        revoked: bool, rotated: bool) -> None:
-    """Access token data must be exactly §13.3's."""
+def require_token_data(data, *, account: VaultAccount, policies: list, metadata: dict, expires_at: datetime | None,
+                       revoked: bool, rotated: bool) -> None:
+    """Access token data must be exactly §13.3's (``expires_at`` None: any normalised instant)."""
     require(isinstance(data, dict), "access token data is not an object", expected="object", actual=data)
     members = set(data)
     require(members - {"revokedAt"} == TOKEN_MEMBERS, "access token data must have exactly the members of 13.3",
@@ -348,9 +349,9 @@ def token_data_problems(data, *, account: VaultAccount, policies: list, metadata
     require(data["issuerId"] == account.id, "issuerId is not the issuing account's id", expected=account.id,
             actual=data["issuerId"])
     require(data["issuerType"] == "serviceAccount", "issuerType", expected="serviceAccount", actual=data["issuerType"])
-    require(data["policies"] == policies, "policies are not echoed exactly as sent", expected=policies,
+    require(same_json(data["policies"], policies), "policies are not echoed exactly as sent", expected=policies,
             actual=data["policies"])
-    require(data["metadata"] == metadata, "metadata differs from what was sent", expected=metadata,
+    require(same_json(data["metadata"], metadata), "metadata differs from what was sent", expected=metadata,
             actual=data["metadata"])
     for name in ("expiresAt", "createdAt", "updatedAt"):
         require(parse_timestamp(data[name]) is not None, f"{name} is not a timestamp (6.1)", expected="ISO 8601",
@@ -369,6 +370,11 @@ def token_data_problems(data, *, account: VaultAccount, policies: list, metadata
     require(data["isRotated"] is rotated, "isRotated", expected=rotated, actual=data["isRotated"])
     require(isinstance(data["accessToken"], str), "accessToken is not a string", expected="string",
             actual=data["accessToken"])
+
+
+def same_json(first, second) -> bool:
+    """Equal as JSON, member order aside: Python's 1 == 1.0 == True must not hide a changed type."""
+    return json.dumps(first, sort_keys=True) == json.dumps(second, sort_keys=True)
 
 
 def _is_ms_utc(value) -> bool:
@@ -399,8 +405,8 @@ def create_data(ctx: Context):
             ("fraction", "2099-06-30T12:34:56.5Z", datetime(2099, 6, 30, 12, 34, 56, 500000, tzinfo=timezone.utc),
              None)):
         token = session.token(account, policies, expires_at=expires, metadata=metadata, what=f"create ({what})")
-        token_data_problems(token.data, account=account, policies=policies, metadata=metadata or {},
-                            expires_at=instant, revoked=False, rotated=False)
+        require_token_data(token.data, account=account, policies=policies, metadata=metadata or {},
+                           expires_at=instant, revoked=False, rotated=False)
         require(token.data["createdAt"] == token.data["updatedAt"], "createdAt and updatedAt differ at creation",
                 expected=token.data["createdAt"], actual=token.data["updatedAt"])
 
@@ -583,8 +589,8 @@ def list_tokens(ctx: Context):
             actual=[item.get("id") for item in items])
     require(data["totalRecords"] == 5, "totalRecords", expected=5, actual=data["totalRecords"])
     for token, item in zip(tokens, items):
-        token_data_problems(item, account=account, policies=token.policies, metadata=token.metadata, expires_at=None,
-                            revoked=False, rotated=False)
+        require_token_data(item, account=account, policies=token.policies, metadata=token.metadata, expires_at=None,
+                           revoked=False, rotated=False)
         require(item["accessToken"] != token.value, "a list item carries the token itself", expected="not the token",
                 actual="the token")
         require(token.value not in json.dumps(item), "a list item contains the token", expected="not the token",
@@ -620,8 +626,8 @@ def revoke(ctx: Context):
     attempt(session, "eoa:signMessage", {"accessToken": sat}, options, allowed=True, what="the signed token first")
     time.sleep(0.01)
     first = session.ok(REVOKE, account.admin, {"id": token.data["id"]}, "accessToken:revoke")
-    token_data_problems(first, account=account, policies=token.policies, metadata={}, expires_at=None, revoked=True,
-                        rotated=False)
+    require_token_data(first, account=account, policies=token.policies, metadata={}, expires_at=None, revoked=True,
+                       rotated=False)
     require(first["id"] == token.data["id"], "revoke answered another token", expected=token.data["id"],
             actual=first["id"])
     require(first["updatedAt"] != token.data["updatedAt"], "updatedAt did not change on revocation",
@@ -919,7 +925,8 @@ def authorization_matrix(ctx: Context):
             if operation in ("eoa:list", LIST):
                 _check_list(session, operation, auth, policy_sets, account, f"{operation} with {what}")
                 continue
-            allowed = all(policies is None or model.allows(policies, operation, options, account.metadata_of[eoa["address"]])
+            metadata = account.metadata_of[eoa["address"]]
+            allowed = all(policies is None or model.allows(policies, operation, options, metadata)
                           for policies in policy_sets)
             attempt(session, operation, auth, options, allowed=allowed, what=f"{operation} with {what}",
                     signer=eoa["address"], owner=account)
@@ -977,6 +984,7 @@ def signed_token_faults(ctx: Context):
     good = session.sat(base, only("eoa:signMessage"))
     attempt(session, "eoa:signMessage", {"accessToken": good}, options, allowed=True, what="a well-formed signed token")
     head, body, mac = good[len("vt_sat_"):].split(".")
+    widened = {**json.loads(base64.urlsafe_b64decode(body + "==")), "policies": ALL_TYPES}
 
     def claims(change):
         return lambda c: change(dict(c))
@@ -1028,7 +1036,7 @@ def signed_token_faults(ctx: Context):
         ("HMAC keyed with SHA-256 of another token", session.sat(base, ALL_TYPES, hmac_key=hashlib.sha256(
             other.value.encode()).digest())),
         ("HMAC under another key", session.sat(base, ALL_TYPES, hmac_key=os.urandom(32))),
-        ("widened claims under the old signature", f"vt_sat_{head}.{b64url(compact({**json.loads(base64.urlsafe_b64decode(body + '==')), 'policies': ALL_TYPES}))}.{mac}"),
+        ("widened claims under the old signature", f"vt_sat_{head}.{b64url(compact(widened))}.{mac}"),
         ("a signed token sealed inside a signed token", session.sat(base, ALL_TYPES, sealed=good)),
         ("an unknown base token sealed", signed_token(public_key, "vt_act_" + "0" * 64, ALL_TYPES)),
     ]

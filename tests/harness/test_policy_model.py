@@ -5,6 +5,8 @@ from the text of spec sections 13.5 and 13.6, and against the hand-worked cases 
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from harness.suites import policy_model as model
 from harness.suites import tokens
@@ -264,3 +266,24 @@ def test_the_cases_cover_allow_and_deny_for_every_operation_they_use():
     assert set(outcomes) == {"eoa:signMessage", "eoa:signTypedData", "eoa:signTransaction", "eoa:signAuthorization",
                              "eoa:signStructuredMessage", "eoa:create"}
     assert all(seen == {True, False} for seen in outcomes.values())
+
+
+# ---- the stand-in for RE2 reads the harness's generated patterns as RE2 does -----------------------
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(pattern=tokens.patterns(), text=st.text(alphabet="ab017x.\n\u0663 payments", max_size=12))
+def test_stand_in_engine_agrees_with_re2(pattern, text):
+    with_re2 = model.pattern_found(pattern, text)
+    saved, model._re2 = model._re2, None
+    try:
+        assert model.pattern_found(pattern, text) == with_re2, (pattern, text)
+    finally:
+        model._re2 = saved
+
+
+def test_stand_in_engine_refuses_to_guess(monkeypatch):
+    monkeypatch.setattr(model, "_re2", None)
+    for pattern in ("(?=a)", "(?i)a", r"\pL", r"a\z", "[[:alpha:]]"):
+        with pytest.raises(model.PatternUnknown):
+            model.pattern_found(pattern, "a")
+    assert not model.pattern_found("^a$", "a\n")  # RE2's $: the very end only
