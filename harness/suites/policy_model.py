@@ -109,7 +109,8 @@ class PolicyInvalid(Exception):
 
 
 class PatternUnknown(Exception):
-    """Without RE2 the model cannot judge this pattern; the caller must not generate it."""
+    """The model cannot judge this pattern (without RE2) or this text (no UTF-8 form); the caller
+    must not generate such requests, or must accept either verdict."""
 
 
 # ---- regular expressions ------------------------------------------------------------------------
@@ -118,7 +119,9 @@ def pattern_problem(pattern) -> str | None:
     """Why ``pattern`` is not a valid rule pattern (§13.5), or None."""
     if not isinstance(pattern, str):
         return f"a pattern must be a string, not {type(pattern).__name__}"
-    if len(pattern.encode("utf-8", "surrogatepass")) > PATTERN_LIMIT:
+    if not _has_utf8(pattern):
+        return "a pattern with an unpaired surrogate has no UTF-8 form, so RE2 cannot compile it"
+    if len(pattern.encode("utf-8")) > PATTERN_LIMIT:
         return f"a pattern is limited to {PATTERN_LIMIT} bytes"
     if _re2 is not None:
         try:
@@ -133,8 +136,19 @@ def pattern_problem(pattern) -> str | None:
     return None
 
 
+def _has_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def pattern_found(pattern: str, text: str) -> bool:
-    """A pattern *searches* (§13.5): it holds when found anywhere in ``text``."""
+    """A pattern *searches* (§13.5): it holds when found anywhere in ``text``. Text without a
+    UTF-8 form (an unpaired surrogate) is undecided: the spec does not say how RE2 reads it."""
+    if not _has_utf8(text):
+        raise PatternUnknown(f"text without a UTF-8 form: {text!r}")
     if _re2 is not None:
         return _re2.search(pattern, text) is not None
     return _python_equivalent(pattern).search(text) is not None

@@ -498,6 +498,7 @@ def _bad_components(address: str) -> list[tuple[str, object]]:
         ("an atomic group", sm(messagePattern="(?>a)")),
         ("a repeat count over RE2's 1000", sm(messagePattern="a{1001}")),
         ("a pattern that is not a string", sm(messagePattern=5)),
+        ("a pattern with an unpaired surrogate (no UTF-8 form)", sm(messagePattern="a\ud800")),
         ("an unknown transaction field", tx({"gas": [{"pattern": "1"}]})),
         ("transaction field rules not an array", tx({"value": {"pattern": "1"}})),
         ("a number rule on to", tx({"to": [{"op": "equalTo", "value": 1}]})),
@@ -1418,6 +1419,47 @@ def read_filter(ctx: Context):
         _check_list(session, "eoa:list", token.auth, [policies], account, f"eoa:list with {policies}")
     _check_list(session, "eoa:list", {"accessToken": session.sat(tokens[0], readers[1])}, readers[:2], account,
                 "eoa:list with a signed token narrowing team ^pay to tier > 4")
+
+
+@check("tokens/unpaired-surrogates", section="13.4", level=Level.MUST,
+       requirement="Text that has no UTF-8 form (an unpaired surrogate, which JSON can write) MUST NOT break policy "
+                   "evaluation: a request whose metadata or message holds one is allowed, refused "
+                   "auth_insufficient_scope, or refused invalid_input as input, never answered internal_server_error; "
+                   "a pattern holding one is refused invalid_input at creation.")
+def unpaired_surrogates(ctx: Context):
+    session = Session(ctx)
+    account = session.account()
+    plain = session.eoa(account, {"k": "v"})
+    token = session.token(account, [
+        {"type": "eoa:signMessage", "messagePattern": "^x", "metadataPatterns": [{"key": "k", "rule": {"pattern": "^v"}}]},
+        {"type": "eoa:create", "requiredMetadataPatterns": [{"key": "k", "rule": {"pattern": "^v"}}]},
+        {"type": "eoa:read", "metadataPatterns": [{"key": "k", "rule": {"pattern": "^v"}}]}])
+    wrong = []  # every answer that breaks the rule, so one run names them all
+
+    def either(operation, auth, options, what, outcomes=(None, SCOPE, "invalid_input")):  # None: allowed
+        exchange = session.call(operation, auth, options)
+        code = None if exchange.ok else expect_encrypted_error(exchange, what)
+        if code not in outcomes:
+            wrong.append((what, code))
+        return exchange
+
+    either("eoa:signMessage", token.auth, {"from": plain["address"], "message": "x\ud800"},
+           "a message with an unpaired surrogate")
+    either("eoa:create", token.auth, {"metadata": {"k": "v\ud800"}},
+           "eoa:create with metadata holding an unpaired surrogate")
+    stored = session.call("eoa:create", account.admin, {"metadata": {"k": "v\udc00"}})
+    if stored.ok:  # the Vault keeps such metadata: evaluating it must still answer
+        either("eoa:signMessage", token.auth, {"from": stored.data["address"], "message": "xyz"},
+               "signing with an EOA whose metadata holds an unpaired surrogate")
+        either("eoa:list", token.auth, {"page": 1, "pageSize": 100},
+               "eoa:list over metadata holding an unpaired surrogate")
+    either(CREATE, account.admin, {"policies": [{"type": "eoa:signMessage", "messagePattern": "\udfff"}],
+                                   "expiresAt": iso_in(3600)}, "a pattern with an unpaired surrogate",
+           outcomes=("invalid_input",))
+    session.ping("ping after unpaired surrogates")
+    require(not wrong, f"{len(wrong)} requests with unpaired surrogates got another answer than allowed, "
+            "auth_insufficient_scope or invalid_input (a pattern: invalid_input)", expected="those answers",
+            actual=wrong)
 
 
 # ==== hostile patterns (13.5, 10) ==========================================================================
