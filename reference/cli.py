@@ -87,22 +87,29 @@ def build_nsm(config: Config):
     return SimulatedNsm(config.data_dir / "nsm", pcrs=pcrs, debug=config.nsm_debug)
 
 
-def build_app(config: Config, enclave_address: str | None = None, resources: list | None = None):
+def build_app(config: Config, enclave_address: str | None = None, resources: list | None = None,
+              enclave_timeout: float | None = None):
     """The host front; with ``enclave_address`` it forwards over a socket, else to an in-process enclave."""
     from .host.app import HostApp
-    from .host.transport import InProcessTransport, SocketTransport
+    from .host.transport import DEFAULT_ENCLAVE_TIMEOUT, InProcessTransport, SocketTransport
 
     if enclave_address:
-        return HostApp(SocketTransport(enclave_address))
+        return HostApp(SocketTransport(enclave_address, timeout=enclave_timeout or DEFAULT_ENCLAVE_TIMEOUT))
     return HostApp(InProcessTransport(build_enclave(config, resources)))
 
 
-def _run_http(app, config: Config, http: str = "auto", loop: str = "auto") -> None:
+def _run_http(app, config: Config, http: str = "auto", loop: str = "auto", request_timeout: float | None = None) -> None:
     import uvicorn
 
-    # "auto" is uvicorn's own choice: httptools and uvloop when installed, else h11 and asyncio.
+    from .host.edge import EdgeLimits, guarded_protocol, protocol_class
+
+    limits = EdgeLimits(request_timeout=request_timeout or EdgeLimits.request_timeout)
+    # "auto" is uvicorn's own choice: httptools and uvloop when installed, else h11 and asyncio;
+    # either protocol runs inside the edge's limits (host/edge.py, spec 2.6).
     uvicorn.run(app, host=config.host, port=config.port, access_log=False, log_level="warning",
-                http=http, loop=loop)
+                http=guarded_protocol(protocol_class(http), limits), loop=loop,
+                timeout_keep_alive=limits.idle_timeout, h11_max_incomplete_event_size=limits.max_head_bytes,
+                backlog=limits.accept_burst)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -141,6 +148,10 @@ def main(argv: list[str] | None = None) -> int:
                              help="HTTP/1.1 implementation (default auto: httptools if installed, else h11)")
         command.add_argument("--loop", choices=["auto", "asyncio", "uvloop"], default="auto",
                              help="event loop (default auto: uvloop if installed, else asyncio)")
+        command.add_argument("--request-timeout", type=float, default=None,
+                             help="seconds a client has to send a whole request (default 10)")
+    host.add_argument("--enclave-timeout", type=float, default=None,
+                      help="seconds to wait for the enclave's answer before 503 (default 30)")
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -158,9 +169,11 @@ def main(argv: list[str] | None = None) -> int:
             static_key_epoch=getattr(args, "static_key_epoch", None),
             database_url=getattr(args, "database_url", None))
         if args.command == "serve":
-            _run_http(build_app(config, resources=resources), config, http=args.http, loop=args.loop)
+            _run_http(build_app(config, resources=resources), config, http=args.http, loop=args.loop,
+                      request_timeout=args.request_timeout)
         elif args.command == "host":
-            _run_http(build_app(config, enclave_address=args.enclave), config, http=args.http, loop=args.loop)
+            _run_http(build_app(config, enclave_address=args.enclave, enclave_timeout=args.enclave_timeout), config,
+                      http=args.http, loop=args.loop, request_timeout=args.request_timeout)
         else:
             import asyncio
 

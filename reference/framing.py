@@ -8,6 +8,7 @@ allocate without bound. Pure functions over bytes; the socket code lives in the 
 
 from __future__ import annotations
 
+import asyncio
 import struct
 
 MAX_FRAME = 2 << 20  # twice the host's body limit: the host never forwards more than 1 MiB
@@ -42,13 +43,21 @@ def parse_address(address: str) -> tuple[str, tuple]:
     return "tcp", (host, int(port))
 
 
-async def read_request(reader) -> tuple[str, bytes]:
-    (kind_length,) = _REQUEST_HEAD.unpack(await reader.readexactly(_REQUEST_HEAD.size))
-    kind = (await reader.readexactly(kind_length)).decode("ascii", errors="strict")
-    (length,) = _LENGTH.unpack(await reader.readexactly(_LENGTH.size))
-    if length > MAX_FRAME:
-        raise FramingError(f"request frame of {length} bytes exceeds {MAX_FRAME}")
-    return kind, await reader.readexactly(length)
+async def read_request(reader, frame_timeout: float | None = None) -> tuple[str, bytes]:
+    """One request frame. The first byte may take as long as the link stays idle; with
+    ``frame_timeout``, the rest of the frame must follow within that many seconds
+    (``asyncio.TimeoutError`` otherwise), so a peer cannot hold a partial frame forever."""
+    first = await reader.readexactly(1)
+
+    async def rest() -> tuple[str, bytes]:
+        (kind_length,) = _REQUEST_HEAD.unpack(first + await reader.readexactly(_REQUEST_HEAD.size - 1))
+        kind = (await reader.readexactly(kind_length)).decode("ascii", errors="strict")
+        (length,) = _LENGTH.unpack(await reader.readexactly(_LENGTH.size))
+        if length > MAX_FRAME:
+            raise FramingError(f"request frame of {length} bytes exceeds {MAX_FRAME}")
+        return kind, await reader.readexactly(length)
+
+    return await (asyncio.wait_for(rest(), frame_timeout) if frame_timeout else rest())
 
 
 async def read_reply(reader) -> tuple[int, bytes]:

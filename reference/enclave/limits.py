@@ -11,7 +11,7 @@ import json
 
 from .errors import OperationCode, OperationError
 
-MAX_METADATA_ENTRIES = 256
+MAX_METADATA_ENTRIES = 1024
 MAX_METADATA_BYTES = 96 * 1024  # the metadata as compact JSON, UTF-8
 MAX_POLICY_COMPONENTS = 64
 MAX_POLICIES_BYTES = 64 * 1024

@@ -19,6 +19,11 @@ ATTESTATION_PATH = "/api/v1/enclave/attestation"  # ?nonce=<hex>   (spec §8.7)
 DEV_ROOT_PATH = "/api/v1/enclave/attestation/dev-root"  # simulated NSM only
 _HEX = re.compile(r"[0-9a-fA-F]*")
 _JSON = [(b"content-type", b"application/json")]
+_CLOSE = [(b"connection", b"close")]
+# Attestation documents cost a P-384 signature each and need no credential: at most this many are
+# produced or queued at once; more are answered 503 with Retry-After (spec 2.6).
+MAX_ATTESTATIONS_IN_FLIGHT = 4
+_ABORTED = object()  # the client went away before its request was complete: nothing is forwarded
 _log = logging.getLogger("vault.host")
 
 
@@ -30,27 +35,41 @@ _HEALTH = json.dumps({"status": "ok"}).encode()
 
 
 class HostApp:
-    def __init__(self, transport: Transport, *, max_body: int = MAX_BODY_BYTES):
+    def __init__(self, transport: Transport, *, max_body: int = MAX_BODY_BYTES,
+                 max_attestations: int = MAX_ATTESTATIONS_IN_FLIGHT):
         self.transport = transport
         self.max_body = max_body
+        self.max_attestations = max_attestations
+        self._attestations = 0
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "lifespan":
             return await self._lifespan(receive, send)
         if scope["type"] != "http":
             return
-        if scope["path"] in ENVELOPE_PATHS and scope["method"] == "POST":
+        extra = ()
+        if _ambiguous_length(scope):
+            # RFC 9112 6.3: with both, the body's end is ambiguous (request smuggling); refuse and
+            # close, since what follows on the connection cannot be trusted either.
+            status, body = 400, _error(400, "bad_request", "Content-Length and Transfer-Encoding together")
+            extra = _CLOSE
+        elif scope["path"] in ENVELOPE_PATHS and scope["method"] == "POST":
             # Every operation takes this path: it skips the router (bench/bench_ping.py).
             body = await self._read_body(scope, receive)
+            if body is _ABORTED:
+                return
             if body is None:
-                status, body = _too_large(self.max_body)
+                # The rest of the body is still on the wire: close rather than read it.
+                (status, body), extra = _too_large(self.max_body), _CLOSE
             else:
                 status, body = await self._forward("envelope", body)
         else:
             status, body = await self._route(scope, receive)
+            if status == 503 and scope["path"] == ATTESTATION_PATH:
+                extra = [(b"retry-after", b"1")]
         # An explicit length rather than the server's default chunked framing: the same body,
         # and with h11 one write and ~20 us of CPU less per response.
-        headers = [*_JSON, (b"content-length", b"%d" % len(body))]
+        headers = [*_JSON, (b"content-length", b"%d" % len(body)), *extra]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
@@ -64,7 +83,13 @@ class HostApp:
             nonce = _query_nonce(scope.get("query_string", b""))
             if nonce is None:
                 return 400, _error(400, "invalid_hex", "nonce must be even-length hex (at most 512 bytes)")
-            return await self._forward("attest", nonce)
+            if self._attestations >= self.max_attestations:
+                return 503, _error(503, "service_unavailable", "too many attestation requests at once; retry")
+            self._attestations += 1
+            try:
+                return await self._forward("attest", nonce)
+            finally:
+                self._attestations -= 1
         if path == DEV_ROOT_PATH:
             return await self._forward("attestation-dev-root", b"") if method in ("GET", "HEAD") else _not_allowed()
         if path in ENVELOPE_PATHS:
@@ -80,9 +105,12 @@ class HostApp:
             _log.exception("enclave transport failed")
             return 503, _error(503, "service_unavailable", "the enclave is not reachable")
 
-    async def _read_body(self, scope, receive) -> bytes | None:
-        """The request body, or None when it is larger than ``max_body`` (said or seen)."""
+    async def _read_body(self, scope, receive):
+        """The request body; None when it is larger than ``max_body`` (said or seen); ``_ABORTED``
+        when the client disconnected before sending all of it (an incomplete request never runs)."""
         message = await receive()
+        if message["type"] == "http.disconnect":
+            return _ABORTED
         body = message.get("body", b"")
         if not message.get("more_body"):  # the whole body in one message: the usual case
             return body if len(body) <= self.max_body else None
@@ -93,7 +121,7 @@ class HostApp:
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
-                break
+                return _ABORTED
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body:
@@ -122,6 +150,11 @@ def _query_nonce(query: bytes) -> bytes | None:
     if len(values) > 1 or len(text) % 2 or len(text) > 1024 or not _HEX.fullmatch(text):
         return None
     return bytes.fromhex(text)
+
+
+def _ambiguous_length(scope) -> bool:
+    names = {name for name, _ in scope.get("headers", ())}
+    return b"content-length" in names and b"transfer-encoding" in names
 
 
 def _too_large(limit: int) -> tuple[int, bytes]:
