@@ -351,6 +351,15 @@ def _fields_hold(rules: dict, values: dict, kinds: dict, *, arrays: bool) -> boo
     return True
 
 
+def transaction_values(transaction: dict) -> dict:
+    """The values payloadPatterns are matched against (§13.6): the transaction's fields, with
+    ``type`` the type the Vault encodes, so the client's 7702 ``0x05`` is 4 (§12.3)."""
+    values = dict(transaction) if isinstance(transaction, dict) else {}
+    if quantity(values.get("type")) == 5:
+        values["type"] = 4
+    return values
+
+
 def useropv_values(version: str, op: dict, chain_id) -> dict:
     """The values structuredPatterns are matched against (§13.6): the op's fields, the request's
     chainId, and the entrypoint hashed (its default when absent)."""
@@ -391,7 +400,8 @@ def component_holds(component: dict, operation: str, options: dict, eoa_metadata
             if "chainId" not in options or not _is_int(options["chainId"]) or options["chainId"] != value:
                 return False
         elif member == "payloadPatterns" and operation == "eoa:signTransaction":
-            if not _fields_hold(value, options.get("transaction") or {}, TRANSACTION_FIELDS, arrays=True):
+            if not _fields_hold(value, transaction_values(options.get("transaction") or {}), TRANSACTION_FIELDS,
+                                arrays=True):
                 return False
         elif member == "payloadPatterns":
             if not _fields_hold(value, options.get("authorization") or {}, AUTHORIZATION_FIELDS, arrays=False):

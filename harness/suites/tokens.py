@@ -111,6 +111,19 @@ def transaction(**changes) -> dict:
     return {k: v for k, v in tx.items() if v is not ...}
 
 
+def set_code_authorization() -> dict:
+    """One signed EIP-7702 authorization in the client's shape, for 7702 transactions."""
+    signed = Account.from_key(keccak(b"conformance harness authorization")).sign_authorization(
+        {"chainId": 1, "address": AUTHORIZED, "nonce": 0})
+    return {"chainId": "0x1", "address": AUTHORIZED, "nonce": "0x0", "yParity": signed.y_parity,
+            "r": hex(signed.r), "s": hex(signed.s)}
+
+
+def set_code_transaction(type_: str = "0x05") -> dict:
+    """A 7702 transaction, of the client's type 0x05 unless told."""
+    return transaction(type=type_, authorizationList=[set_code_authorization()])
+
+
 def user_operation(sender: str, **changes) -> dict:
     op = {"sender": sender, "nonce": "0x0", "callData": "0x", "callGasLimit": "0x186a0",
           "verificationGasLimit": "0x186a0", "preVerificationGas": "0x5208", "maxFeePerGas": "0x3b9aca00",
@@ -1253,6 +1266,13 @@ POLICY_CASES: list[PolicyCase] = [
                "payments", _tx_options(), True),
     PolicyCase("type quantity in decimal", _tx({"type": [{"pattern": "^2$"}]}), "eoa:signTransaction", "payments",
                _tx_options(), True),
+    PolicyCase("the client's 7702 type 0x05 is matched as the encoded 4", _tx({"type": [{"op": "equalTo", "value": 4}]}),
+               "eoa:signTransaction", "payments", lambda a: {"from": a["payments"], "transaction": set_code_transaction()},
+               True),
+    PolicyCase("the client's 7702 type 0x05 is not 5", _tx({"type": [{"pattern": "^5$"}]}), "eoa:signTransaction",
+               "payments", lambda a: {"from": a["payments"], "transaction": set_code_transaction()}, False),
+    PolicyCase("7702 type 0x04 is 4", _tx({"type": [{"pattern": "^4$"}]}), "eoa:signTransaction", "payments",
+               lambda a: {"from": a["payments"], "transaction": set_code_transaction("0x04")}, True),
     PolicyCase("to in lowercase hex", _tx({"to": [{"pattern": "^" + TO.lower() + "$"}]}), "eoa:signTransaction",
                "payments", _tx_options(), True),
     PolicyCase("to is not matched in its sent case", _tx({"to": [{"pattern": "AbCdEf"}]}), "eoa:signTransaction",

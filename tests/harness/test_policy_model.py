@@ -287,3 +287,10 @@ def test_stand_in_engine_refuses_to_guess(monkeypatch):
         with pytest.raises(model.PatternUnknown):
             model.pattern_found(pattern, "a")
     assert not model.pattern_found("^a$", "a\n")  # RE2's $: the very end only
+
+
+def test_the_7702_type_is_the_encoded_one():
+    # 13.6: "type is the type the Vault encodes, so the client's 0x05 is 4 (12.3)"
+    assert tx_allows({"type": [{"op": "equalTo", "value": 4}]}, tx(type="0x05"))
+    assert not tx_allows({"type": [{"pattern": "5"}]}, tx(type="0x05"))
+    assert tx_allows({"type": [{"pattern": "^2$"}]}, tx())

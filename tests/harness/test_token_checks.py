@@ -346,7 +346,7 @@ class FakeVault:
     def op_eoa_signTransaction(self, auth, options):
         record, sets = self._signer(auth, options, "eoa:signTransaction")
         tx = options.get("transaction")
-        if not isinstance(tx, dict) or model.quantity(tx.get("type")) not in (0, 1, 2):
+        if not isinstance(tx, dict) or model.quantity(tx.get("type")) not in (0, 1, 2, 4, 5):
             raise Refused("invalid_input", "transaction")
         self._decide(sets, "eoa:signTransaction", options, record)
         fields = {"type": model.quantity(tx["type"]), "chainId": model.quantity(tx["chainId"]),
@@ -356,6 +356,12 @@ class FakeVault:
                   "value": model.quantity(tx["value"]), "data": tx.get("input", "0x"), "accessList": []}
         if tx.get("to") is not None:
             fields["to"] = to_checksum_address(tx["to"])
+        if fields["type"] in (4, 5):  # 7702: the client's 0x05 is encoded as type 4
+            fields["type"] = 4
+            fields["authorizationList"] = [
+                {"chainId": model.quantity(a["chainId"]), "address": to_checksum_address(a["address"]),
+                 "nonce": model.quantity(a["nonce"]), "yParity": a["yParity"], "r": int(a["r"], 16),
+                 "s": int(a["s"], 16)} for a in tx["authorizationList"]]
         signed = record["key"].sign_transaction(fields)
         return {"signature": signed.raw_transaction.hex().removeprefix("0x")}
 
