@@ -265,12 +265,27 @@ class Token:
 
 
 class Session:
+    """The calls of one check. Every reply, success or error, is scanned for the secrets issued so
+    far (tokens, signed tokens, admin keys, rotation codes): a token is delivered only by the create
+    that makes it (§13.1, §6.5), and no answer may repeat a credential (§4.4, §6.6)."""
+
     def __init__(self, ctx: Context):
         self.ctx = ctx
         self.client = ctx.client
+        self.secrets: set[str] = set()
 
     def call(self, operation: str, auth=None, options=None):
-        return self.client.call(operation, auth=auth, options=options)
+        exchange = self.client.call(operation, auth=auth, options=options)
+        answer = exchange.reply if exchange.reply is not None else exchange.unencrypted_error
+        text = json.dumps(answer, ensure_ascii=False)
+        leaked = [secret for secret in self.secrets if secret in text]
+        require(not leaked, f"{operation}: the answer contains a secret issued earlier (a token, signed token, admin "
+                "key or rotation code)", expected="no secret", actual=f"{len(leaked)} secret(s), e.g. "
+                f"{leaked[0][:12]}..." if leaked else None)
+        return exchange
+
+    def issued(self, *secrets: str) -> None:
+        self.secrets.update(secret for secret in secrets if isinstance(secret, str) and len(secret) >= 16)
 
     def ok(self, operation: str, auth, options, what: str):
         return expect_success(self.call(operation, auth, options), what)
@@ -285,11 +300,13 @@ class Session:
 
     def account(self) -> VaultAccount:
         data = self.ok("serviceAccount:create", None, {"metadata": {"suite": "tokens"}}, "serviceAccount:create")
+        self.issued(data["adminKey"], data["rotationCode"])
         return VaultAccount(data["id"], data["adminKey"], data["rotationCode"])
 
     def rotate(self, account: VaultAccount) -> None:
         data = self.ok("serviceAccount:rotate", {"rotationCode": account.rotation_code}, None, "serviceAccount:rotate")
         account.admin_key, account.rotation_code = data["newAdminKey"], data["newRotationCode"]
+        self.issued(account.admin_key, account.rotation_code)
 
     def eoa(self, account: VaultAccount, metadata: dict | None = None) -> dict:
         data = self.ok("eoa:create", account.admin, {"metadata": metadata or {}}, "eoa:create")
@@ -307,10 +324,13 @@ class Session:
         data = self.ok(CREATE, account.admin, options, what)
         require(isinstance(data, dict) and isinstance(data.get("accessToken"), str),
                 f"{what}: no accessToken in the answer", expected="{accessToken: string}", actual=data)
+        self.issued(data["accessToken"])
         return Token(data, account, policies, metadata or {})
 
     def sat(self, token: Token, policies: list, **faults) -> str:
-        return signed_token(self.client.enclave_public_key, token.value, policies, **faults)
+        value = signed_token(self.client.enclave_public_key, token.value, policies, **faults)
+        self.issued(value)
+        return value
 
     def all_items(self, operation: str, auth, what: str) -> tuple[list, dict]:
         data = self.ok(operation, auth, {"page": 1, "pageSize": 100}, what)

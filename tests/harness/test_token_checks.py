@@ -115,7 +115,8 @@ class FakeVault:
     def _base(self, value) -> dict:
         record = self.tokens.get(value) if isinstance(value, str) else None
         if record is None:
-            raise Refused("auth_invalid_access_token")
+            raise Refused("auth_invalid_access_token",
+                          f"no token {value}" if "error-echoes-credential" in self.defects else "refused")
         if record["revokedAt"] is not None and "revoke-not-immediate" not in self.defects:
             raise Refused("auth_invalid_access_token", "revoked")
         if _now() >= record["expiresAt"] and "ignore-expiry" not in self.defects:
@@ -472,7 +473,7 @@ class FakeVault:
             raise Refused("not_found", "no such token")
         if record["revokedAt"] is None or "revoke-moves" in self.defects:
             record["revokedAt"] = record["updatedAt"] = _stamp(_now())
-        return self._token_data(record, reveal=False)
+        return self._token_data(record, reveal="revoke-reveals-token" in self.defects)
 
 
 def _utf8(text: str) -> bool:
@@ -577,6 +578,8 @@ DEFECTS = [
     ("read-filter-ignored", "tokens/read-filter"),
     ("missing-isRotated", "tokens/stateful"),
     ("surrogate-crash", "tokens/unpaired-surrogates"),
+    ("revoke-reveals-token", "tokens/revoke"),
+    ("error-echoes-credential", "tokens/invalid-token"),
 ]
 
 
