@@ -18,6 +18,7 @@ import json
 import os
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Callable
@@ -278,7 +279,7 @@ class Session:
         exchange = self.client.call(operation, auth=auth, options=options)
         answer = exchange.reply if exchange.reply is not None else exchange.unencrypted_error
         text = json.dumps(answer, ensure_ascii=False)
-        leaked = [secret for secret in self.secrets if secret in text]
+        leaked = [secret for secret in tuple(self.secrets) if secret in text]  # a copy: threads may add
         require(not leaked, f"{operation}: the answer contains a secret issued earlier (a token, signed token, admin "
                 "key or rotation code)", expected="no secret", actual=f"{len(leaked)} secret(s), e.g. "
                 f"{leaked[0][:12]}..." if leaked else None)
@@ -681,6 +682,44 @@ def revoke(ctx: Context):
     require(by_id.get(kept.data["id"], {}).get("revokedAt") is None, "revocation touched another token",
             expected=None, actual=by_id.get(kept.data["id"], {}).get("revokedAt"))
     attempt(session, "eoa:signMessage", kept.auth, options, allowed=True, what="the other token still works")
+
+
+@check("tokens/revoke-immediate", section="13.2", level=Level.MUST,
+       requirement="Revocation is immediate: while other requests use a token and a signed token made from it, no "
+                   "request sent after the revocation's answer arrived may succeed (likewise after a rotation).")
+def revoke_immediate(ctx: Context):
+    session = Session(ctx)
+    for kill in ("revoke", "rotate"):
+        account = session.account()
+        eoa = session.eoa(account)
+        token = session.token(account, ALL_TYPES)
+        credentials = [token.auth, {"accessToken": session.sat(token, ALL_TYPES)}]
+        options = default_options("eoa:signMessage", eoa["address"])
+        stop_at = time.monotonic() + 1.0
+        killed_at: list[float] = []
+
+        def use(index: int) -> list[tuple[float, bool]]:
+            seen = []
+            while time.monotonic() < stop_at:
+                started = time.monotonic()
+                seen.append((started, session.call("eoa:signMessage", credentials[index % 2], options).ok))
+            return seen
+
+        with ThreadPoolExecutor(4) as pool:
+            users = [pool.submit(use, index) for index in range(3)]
+            time.sleep(0.3)
+            if kill == "revoke":
+                session.ok(REVOKE, account.admin, {"id": token.data["id"]}, "accessToken:revoke while in use")
+            else:
+                session.rotate(account)
+            killed_at.append(time.monotonic())
+            seen = [entry for user in users for entry in user.result()]
+        late = [started for started, ok in seen if ok and started > killed_at[0]]
+        require(any(ok for started, ok in seen if started < killed_at[0]), f"{kill}: the token did not work before",
+                expected="successes before", actual=f"{len(seen)} requests")
+        require(not late, f"requests sent after the {kill} answer arrived still succeeded",
+                expected="every later request refused", actual=f"{len(late)} accepted, the last "
+                f"{max(late) - killed_at[0]:.3f} s after" if late else None)
 
 
 @check("tokens/revoke-refusals", section="13.2", level=Level.MUST,

@@ -117,7 +117,8 @@ class FakeVault:
         if record is None:
             raise Refused("auth_invalid_access_token",
                           f"no token {value}" if "error-echoes-credential" in self.defects else "refused")
-        if record["revokedAt"] is not None and "revoke-not-immediate" not in self.defects:
+        lagging = "revoke-lags" in self.defects and time.monotonic() - record.get("revokedMono", 0) < 0.3
+        if record["revokedAt"] is not None and "revoke-not-immediate" not in self.defects and not lagging:
             raise Refused("auth_invalid_access_token", "revoked")
         if _now() >= record["expiresAt"] and "ignore-expiry" not in self.defects:
             raise Refused("auth_invalid_access_token", "expired")
@@ -473,6 +474,7 @@ class FakeVault:
             raise Refused("not_found", "no such token")
         if record["revokedAt"] is None or "revoke-moves" in self.defects:
             record["revokedAt"] = record["updatedAt"] = _stamp(_now())
+            record["revokedMono"] = time.monotonic()
         return self._token_data(record, reveal="revoke-reveals-token" in self.defects)
 
 
@@ -553,6 +555,7 @@ DEFECTS = [
     ("revoke-not-immediate", "tokens/revoke"),
     ("revoke-not-immediate", "tokens/authorization-matrix"),
     ("revoke-moves", "tokens/revoke"),
+    ("revoke-lags", "tokens/revoke-immediate"),
     ("foreign-revoke-differs", "tokens/revoke-refusals"),
     ("token-count-wrong", "tokens/list-with-token"),
     ("ignore-expiry", "tokens/expired"),
