@@ -104,10 +104,6 @@ def _python_equivalent(pattern: str) -> re.Pattern:
     return re.compile("".join("\\Z" if token == "$" else token for token in tokens), re.ASCII)
 
 
-class PolicyInvalid(Exception):
-    """The component is not valid (§13.5): a Vault must refuse it."""
-
-
 class PatternUnknown(Exception):
     """The model cannot judge this pattern (without RE2) or this text (no UTF-8 form); the caller
     must not generate such requests, or must accept either verdict."""
@@ -152,10 +148,6 @@ def pattern_found(pattern: str, text: str) -> bool:
     if _re2 is not None:
         return _re2.search(pattern, text) is not None
     return _python_equivalent(pattern).search(text) is not None
-
-
-def re2_available() -> bool:
-    return _re2 is not None
 
 
 # ---- validity (§13.5) ---------------------------------------------------------------------------

@@ -1607,10 +1607,6 @@ _META_VALUES = st.one_of(st.sampled_from(["payments", "ops", "1", "1844674407370
                          st.integers(0, 20), st.booleans())
 
 
-def metadata_rules(max_size=2):
-    return st.lists(st.builds(lambda key, rule: {"key": key, "rule": rule}, _KEYS, rules()), max_size=max_size)
-
-
 @st.composite
 def near_rule(draw, kind: str, value):
     """A rule aimed at the request's own value, so that boundaries get tested: a number rule at
