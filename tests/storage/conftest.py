@@ -37,7 +37,16 @@ def _server_bin() -> Path | None:
 def _unavailable(reason: str):
     if os.environ.get("CI"):
         pytest.fail(f"PostgreSQL is required under CI: {reason}")
-    pytest.skip(reason)
+    pytest.skip(reason, allow_module_level=True)
+
+
+def import_psycopg():
+    """psycopg, or the PostgreSQL tests skip (fail under CI)."""
+    try:
+        import psycopg
+    except ImportError:
+        _unavailable("psycopg is not installed")
+    return psycopg
 
 
 class PostgresCluster:
@@ -83,10 +92,7 @@ def postgres_cluster():
     bin_dir = _server_bin()
     if bin_dir is None or not (bin_dir / "pg_ctl").exists():
         _unavailable("no PostgreSQL server binaries (initdb, pg_ctl)")
-    try:
-        import psycopg  # noqa: F401
-    except ImportError:
-        _unavailable("psycopg is not installed")
+    import_psycopg()
     as_user = None
     if os.geteuid() == 0:
         try:

@@ -7,13 +7,15 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import quote
 
-import psycopg
 import pytest
 
-from reference.enclave.pg_store import PostgresStore, StoreUnavailable
-from reference.enclave.service import Enclave
-from tests.storage.conftest import wait_until
-from tests.storage.test_store_backends import MASTER_KEY, call
+from tests.storage.conftest import import_psycopg, wait_until
+
+psycopg = import_psycopg()
+
+from reference.enclave.pg_store import PostgresStore, StoreUnavailable  # noqa: E402 (needs psycopg)
+from reference.enclave.service import Enclave  # noqa: E402
+from tests.storage.test_store_backends import MASTER_KEY, call  # noqa: E402
 
 KEY = b"k" * 32
 
