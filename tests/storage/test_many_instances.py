@@ -175,3 +175,28 @@ def test_the_harness_passes_against_each_instance(instances, tmp_path):
         pytest.skip("covered through the balancer")
     for n, server in enumerate(instances):
         _passed(*run_harness(server.url, tmp_path / str(n), "--profile", PROFILES, *DEV_ATTESTATION))
+
+
+def test_a_database_restart_is_answered_and_then_served_again(postgres_cluster, tmp_path):
+    """While PostgreSQL is down a request gets an encrypted error at once, not a hang; once it is
+    back, the next request reconnects."""
+    server = start_reference(tmp_path / "data", "--insecure-dev-master-key-file",
+                             "--database-url", postgres_cluster.create_database())
+    try:
+        client = _client(server)
+        account = client.call("serviceAccount:create", options={"metadata": {}}).data
+        postgres_cluster.stop()
+        try:
+            began = time.monotonic()
+            down = client.call("serviceAccount:get", auth={"adminKey": account["adminKey"]})
+            assert time.monotonic() - began < 10
+            assert down.reply == {"success": False, "data": None,
+                                  "error": {"code": "internal_server_error", "message": "internal error"}}
+            assert client.get("/health").status_code == 200  # the process itself keeps serving
+        finally:
+            postgres_cluster.start()
+        assert client.call("serviceAccount:get", auth={"adminKey": account["adminKey"]}).ok
+        assert client.call("serviceAccount:rotate", auth={"rotationCode": account["rotationCode"]}).ok
+    finally:
+        output = server.stop()
+    assert "StoreUnavailable" in output  # logged inside the enclave, never sent to the client
