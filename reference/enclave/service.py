@@ -257,6 +257,9 @@ class Enclave:
             result = {"success": True, "data": handler(self.context, request), "error": None}
         except OperationError as error:
             result = error.to_json()
+        except VaultError as error:  # a known failure outside the operation (the database): one line
+            self._log.error("operation failed: %s", error)
+            result = OperationError(OperationCode.INTERNAL_SERVER_ERROR, "internal error").to_json()
         except Exception:  # a bug: log it inside the enclave, tell the client nothing more
             self._log.exception("operation failed")
             result = OperationError(OperationCode.INTERNAL_SERVER_ERROR, "internal error").to_json()

@@ -14,6 +14,10 @@ from urllib.parse import parse_qsl
 from .transport import Transport
 
 MAX_BODY_BYTES = 1 << 20  # spec §3.5; the enclave checks again
+# An oversized body is read and discarded up to this much before the 413 is sent: a client (or a
+# proxy) still sending when the connection closes gets a reset and may never see the 413. Beyond
+# it, or past the request deadline (edge.py), the connection is just closed.
+MAX_DRAIN_BYTES = 32 << 20
 ENVELOPE_PATHS = ("/api/v1/enclave", "/v1/enclave/post")
 ATTESTATION_PATH = "/api/v1/enclave/attestation"  # ?nonce=<hex>   (spec §8.7)
 DEV_ROOT_PATH = "/api/v1/enclave/attestation/dev-root"  # simulated NSM only
@@ -116,7 +120,10 @@ class HostApp:
             return body if len(body) <= self.max_body else None
         for name, value in scope.get("headers", ()):
             if name == b"content-length" and value.isdigit() and int(value) > self.max_body:
-                return None
+                # Declared too large: drained first when that is bounded, refused at once otherwise.
+                return await _drain(receive, len(body), message) if int(value) <= MAX_DRAIN_BYTES else None
+        if len(body) > self.max_body:
+            return await _drain(receive, len(body), message)
         chunks, size = [body], len(body)
         while True:
             message = await receive()
@@ -125,7 +132,7 @@ class HostApp:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body:
-                return None
+                return await _drain(receive, size, message)
             chunks.append(chunk)
             if not message.get("more_body"):
                 break
@@ -150,6 +157,16 @@ def _query_nonce(query: bytes) -> bytes | None:
     if len(values) > 1 or len(text) % 2 or len(text) > 1024 or not _HEX.fullmatch(text):
         return None
     return bytes.fromhex(text)
+
+
+async def _drain(receive, seen: int, message) -> None:
+    """Discard the rest of an oversized body (bounded), so the 413 reaches the client; None."""
+    while message.get("more_body") and seen <= MAX_DRAIN_BYTES:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return _ABORTED
+        seen += len(message.get("body", b""))
+    return None
 
 
 def _ambiguous_length(scope) -> bool:

@@ -119,11 +119,22 @@ def test_content_length_with_transfer_encoding_is_refused_and_closed(vault):
     assert answer.count(b"HTTP/1.1") == 1
 
 
-def test_a_refused_oversized_body_closes_the_connection(vault):
+def test_an_oversized_body_is_read_before_its_413_so_the_client_sees_it(vault):
+    """A client (or a proxy) still sending when the connection closes gets a reset and may lose
+    the answer: a body up to the drain bound is read and discarded first, then 413 and close."""
     sock = connect(vault.url)
-    sock.sendall(b"POST /api/v1/enclave HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % (2 << 20) + b"{" * 1000)
+    sock.sendall(b"POST /api/v1/enclave HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % (4 << 20))
+    sock.sendall(b"{" * (4 << 20))  # a full send: nothing is lost to a reset
     answer = read_all(sock)
     assert answer.startswith(b"HTTP/1.1 413 ") and b"connection: close" in answer.lower(), answer
+
+
+def test_a_body_declared_beyond_the_drain_bound_is_refused_at_once(vault):
+    sock = connect(vault.url)
+    sock.sendall(b"POST /api/v1/enclave HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n{" % (1 << 30))
+    started = time.monotonic()
+    answer = read_all(sock)
+    assert answer.startswith(b"HTTP/1.1 413 ") and time.monotonic() - started < 0.9, answer
 
 
 @pytest.mark.parametrize("writes", [1, 64])

@@ -62,7 +62,16 @@ def test_an_oversized_body_is_refused_and_not_forwarded(messages):
     assert json.loads(answer)["error"]["type"] == "payload_too_large"
 
 
-def test_a_declared_oversized_body_is_refused_after_its_first_chunk():
+def test_a_declared_oversized_body_is_drained_then_refused():
+    # read to its end first, so a client or proxy still sending does not lose the 413 to a reset
     status, _, forwarded, receives = post([body(b"x" * 10, True), body(b"x" * 10)],
                                           headers=[(b"content-length", b"%d" % (LIMIT + 1))])
+    assert (status, forwarded, receives) == (413, [], 2)
+
+
+def test_a_body_declared_beyond_the_drain_bound_is_refused_after_its_first_chunk():
+    from reference.host.app import MAX_DRAIN_BYTES
+
+    status, _, forwarded, receives = post([body(b"x" * 10, True), body(b"x" * 10)],
+                                          headers=[(b"content-length", b"%d" % (MAX_DRAIN_BYTES + 1))])
     assert (status, forwarded, receives) == (413, [], 1)
