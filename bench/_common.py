@@ -88,16 +88,21 @@ class CryptoFloor:
 
     @classmethod
     def for_ping(cls, size: int = PING_REQUEST_BYTES) -> "CryptoFloor":
-        static_secret = os.urandom(32)
         plaintext = ping_plaintext(size)
-        _, body = seal_request(sodium.crypto_scalarmult_base(static_secret), plaintext)
+        return cls.for_messages(plaintext, ping_reply(plaintext))
+
+    @classmethod
+    def for_messages(cls, request_plaintext: bytes, reply_plaintext: bytes) -> "CryptoFloor":
+        """The primitives of any request/reply pair: the AEAD costs depend on both sizes."""
+        static_secret = os.urandom(32)
+        _, body = seal_request(sodium.crypto_scalarmult_base(static_secret), request_plaintext)
         obj = json.loads(body)
         return cls(
             static_secret,
             bytes.fromhex(obj["ephemeralPublicKey"]),
             bytes.fromhex(obj["nonce"]),
             bytes.fromhex(obj["ciphertext"]),
-            ping_reply(plaintext),
+            reply_plaintext,
             os.urandom(32),
         )
 

@@ -1,17 +1,15 @@
--- wrk script for bench/bench_ping.py: the same script drives both measurements, so the load
+-- wrk script for bench/bench_ping.py: the same script drives every measurement, so the load
 -- generator does the same work per request in each.
 --
 --   wrk -t1 -cC -dDs -s wrk_cycle.lua http://127.0.0.1:PORT -- health
---   wrk -t1 -cC -dDs -s wrk_cycle.lua http://127.0.0.1:PORT -- envelope FILE
---   wrk -t1 -cC -dDs -s wrk_cycle.lua http://127.0.0.1:PORT -- post-baseline FILE
+--   wrk -t1 -cC -dDs -s wrk_cycle.lua http://127.0.0.1:PORT -- post PATH FILE
 --
--- "envelope" posts the pre-sealed envelopes of FILE (one JSON envelope per line) to
--- /api/v1/enclave in turn, cycling; "health" GETs /health; "post-baseline" posts the same
--- envelopes, same headers, to /health, which answers 405 without reading them (the HTTP cost of
--- such a POST, informational). Every response is checked: a status other than the expected one,
--- or a body without the expected text (an encrypted envelope's "ciphertext", health's "status",
--- the 405's error type), is counted, and done() prints the counts on one line starting with
--- VAULT-BENCH for the Python side to parse.
+-- "post" posts the pre-sealed envelopes of FILE (one JSON envelope per line) to PATH in turn,
+-- cycling: /api/v1/enclave on the Vault, or the trivial app's path for the same-size POST
+-- baseline; "health" GETs /health. Every response is checked: a status other than 200, or a body
+-- without the expected text (an encrypted envelope's "ciphertext", health's "status"), is
+-- counted, and done() prints the counts on one line starting with VAULT-BENCH for the Python side
+-- to parse.
 
 local threads = {}
 
@@ -27,14 +25,11 @@ function init(args)
    badstatus = 0
    unexpected = 0
    expected_status = 200
-   if mode == "envelope" or mode == "post-baseline" then
-      local path = "/api/v1/enclave"
+   if mode == "post" then
+      local path, file = args[2], args[3]
       expected = '"ciphertext":"'
-      if mode == "post-baseline" then
-         path, expected, expected_status = "/health", '"method_not_allowed"', 405
-      end
       local headers = { ["Content-Type"] = "application/json" }
-      for line in io.lines(args[2]) do
+      for line in io.lines(file) do
          if #line > 0 then
             requests[#requests + 1] = wrk.format("POST", path, headers, line)
          end
