@@ -71,12 +71,14 @@ SIGN_MESSAGE_CHARS = 64
 HERE = Path(__file__).resolve().parent
 LUA = HERE / "wrk_cycle.lua"
 ENVELOPE_PATH = "/api/v1/enclave"
+CRYPTO_ONLY_PATH = "/bench/crypto-only"  # bench/_apps.py
 KINDS = {  # name: (label, which server, which envelopes)
     "health": ("GET /health", "reference", None),
     "ping_post": ("trivial POST, ping's bytes", "trivial", "ping"),
     "ping": ("encrypted ping", "reference", "ping"),
     "sign_post": ("trivial POST, sign's bytes", "trivial", "sign"),
     "sign": ("eoa:signMessage", "reference", "sign"),
+    "ceiling": ("crypto-only ping (ceiling)", "trivial", "ceiling"),
 }
 
 
@@ -107,7 +109,7 @@ STACKS = {
         Stack("granian", "granian", "-", "uvloop", ("granian", "uvloop")),
     )
 }
-DEFAULT_STACKS = "h11,httptools+uvloop,granian"
+DEFAULT_STACKS = "h11,httptools,httptools+uvloop,granian"
 
 
 def cli_default_stack() -> str:
@@ -262,6 +264,8 @@ class StackRun:
     files: dict[str, Path] = field(default_factory=dict)
     sizes: dict[str, int] = field(default_factory=dict)
     runs: dict[str, list[dict]] = field(default_factory=lambda: {kind: [] for kind in KINDS})
+    ceiling_secrets: list[bytes] = field(default_factory=list)  # client secrets of the crypto-only envelopes
+    floors: list[dict[str, float]] = field(default_factory=list)  # t_crypto, t_sign right after each trial's runs
 
     def prepare(self, args, workdir: Path) -> dict[str, tuple[bytes, bytes]]:
         """Seal this server's envelopes, check a few replies, start the trivial app with real
@@ -307,15 +311,35 @@ class StackRun:
             self.files[kind].write_bytes(b"\n".join(body for _, _, body in sealed) + b"\n")
         if self.sizes["ping"] == self.sizes["sign"]:
             raise RuntimeError("ping and signMessage envelopes have the same size: the trivial app tells them apart by size")
-        replies_file = workdir / "replies.json"
-        replies_file.write_text(json.dumps({str(self.sizes[k]): replies[k].decode() for k in replies}))
-        self.trivial = trivial_server(self.stack, args.server_cpu, str(replies_file))
+        # The crypto-only ceiling: the same ping requests sealed to the trivial app's own key.
+        crypto_secret = os.urandom(32)
+        crypto_public = common.sodium.crypto_scalarmult_base(crypto_secret)
+        ceiling = []
+        for i in range(args.bodies):
+            secret, body = common.seal_request(crypto_public, common.ping_plaintext(args.size, tag=f"{i:05d}-"))
+            self.ceiling_secrets.append(secret)
+            ceiling.append(body)
+        self.files["ceiling"] = workdir / "ceiling.jsonl"
+        self.files["ceiling"].write_bytes(b"\n".join(ceiling) + b"\n")
+        app_file = workdir / "trivial.json"
+        app_file.write_text(json.dumps({"replies": {str(self.sizes[k]): replies[k].decode() for k in replies},
+                                        "crypto_secret": crypto_secret.hex(),
+                                        "crypto_reply": plaintexts["ping"][1].hex()}))
+        self.trivial = trivial_server(self.stack, args.server_cpu, str(app_file))
         return plaintexts
+
+    def check_trivial(self) -> None:
+        """The crypto-only ceiling answers real envelopes that open to the constant reply."""
+        body = self.files["ceiling"].read_bytes().split(b"\n")[0]
+        status, answer = http(self.trivial.url + CRYPTO_ONLY_PATH, body)
+        if status != 200 or not common.open_reply(self.ceiling_secrets[0], answer).startswith(b'{"success":true'):
+            raise RuntimeError(f"{self.stack.key}: the crypto-only app answered {status}: {answer[:200]!r}")
 
     def mode(self, kind: str) -> tuple[Server, list[str]]:
         _, which, envelopes = KINDS[kind]
         server = self.reference if which == "reference" else self.trivial
-        return server, (["health"] if envelopes is None else ["post", ENVELOPE_PATH, str(self.files[envelopes])])
+        path = CRYPTO_ONLY_PATH if kind == "ceiling" else ENVELOPE_PATH
+        return server, (["health"] if envelopes is None else ["post", path, str(self.files[envelopes])])
 
 
 def run_wrk(args, server: Server, mode: list[str], duration: float) -> dict:
@@ -413,6 +437,7 @@ def main(argv: list[str] | None = None) -> int:
                 plaintexts = run.prepare(args, workdir / run.stack.key)
             for run in stack_runs:
                 run.trivial.wait_ready()
+                run.check_trivial()
 
             # The floors at the real sizes (the same on every stack), from the last stack's requests.
             ping_floor = common.CryptoFloor.for_messages(*plaintexts["ping"])
@@ -425,7 +450,6 @@ def main(argv: list[str] | None = None) -> int:
                 "sign": lambda: Account.sign_message(encode_defunct(text=sign_message), signing_key),
             }
             floor_samples = {name: [] for name in floors}
-            trial_floors: list[dict[str, float]] = []
 
             def time_floors() -> dict[str, float]:
                 samples = on_cpu(args.server_cpu, lambda: common.interleaved(floors, TRIAL_BATCHES, 0.05))
@@ -447,17 +471,18 @@ def main(argv: list[str] | None = None) -> int:
                     for kind in kinds[trial % len(kinds):] + kinds[:trial % len(kinds)]:
                         server, mode = run.mode(kind)
                         run.runs[kind].append(run_wrk(args, server, mode, args.duration))
-                trial_floors.append(time_floors())
+                    # This stack's floors for this trial, right after its runs (the servers are idle).
+                    run.floors.append(time_floors())
         finally:
             for run in stack_runs:
                 run.reference.stop()
                 if run.trivial is not None:
                     run.trivial.stop()
 
-    return report(args, stack_runs, trial_floors, floor_samples, default_key, skipped)
+    return report(args, stack_runs, floor_samples, default_key, skipped)
 
 
-def report(args, stack_runs: list[StackRun], trial_floors, floor_samples, default_key: str, skipped) -> int:
+def report(args, stack_runs: list[StackRun], floor_samples, default_key: str, skipped) -> int:
     floors = {name: common.median(samples) for name, samples in floor_samples.items()}
     print(f"bench_ping: 1 server worker per stack on CPU {args.server_cpu}, wrk -t1 -c{args.connections} on CPU "
           f"{args.load_cpu}; {args.trials} trials of {args.duration:g}s runs, every stack and kind in each trial")
@@ -489,6 +514,7 @@ def report(args, stack_runs: list[StackRun], trial_floors, floor_samples, defaul
             r = runs[kind][trial]
             return 1 / r["rps"] if verdict == "wall" else r["cpu_per_request"]
 
+        trial_floors = run.floors
         trials = range(len(trial_floors))
         ping_ratios = [(per_request("ping_post", t) + trial_floors[t]["crypto_ping"]) / per_request("ping", t)
                        for t in trials]
@@ -496,6 +522,8 @@ def report(args, stack_runs: list[StackRun], trial_floors, floor_samples, defaul
                        / per_request("sign", t) for t in trials]
         old_ratios = [(per_request("health", t) + trial_floors[t]["crypto_ping"]) / per_request("ping", t)
                       for t in trials]
+        ceiling_ratios = [(per_request("ping_post", t) + trial_floors[t]["crypto_ping"]) / per_request("ceiling", t)
+                          for t in trials]
         ping_ratio, sign_ratio = common.median(ping_ratios), common.median(sign_ratios)
         ping_cpu = common.median([r["cpu_per_request"] for r in runs["ping"]])
         sign_cpu = common.median([r["cpu_per_request"] for r in runs["sign"]])
@@ -505,19 +533,25 @@ def report(args, stack_runs: list[StackRun], trial_floors, floor_samples, defaul
               f"{' '.join(f'{r:.3f}' for r in ping_ratios)}  (target >= {args.ping_target:.2f})")
         print(f"    signMessage / 1/(t_post + t_crypto + t_sign) {sign_ratio:6.3f}  trials "
               f"{' '.join(f'{r:.3f}' for r in sign_ratios)}  (target >= {args.sign_target:.2f})")
+        print(f"    crypto-only ceiling / 1/(t_post + t_crypto) {common.median(ceiling_ratios):6.3f}  trials "
+              f"{' '.join(f'{r:.3f}' for r in ceiling_ratios)}  (the most Vault code could reach here; informational)")
+        ping_vs_ceiling = [per_request("ceiling", t) / per_request("ping", t) for t in trials]
+        print(f"    ping / crypto-only ceiling                  {common.median(ping_vs_ceiling):6.3f}  trials "
+              f"{' '.join(f'{r:.3f}' for r in ping_vs_ceiling)}  (informational)")
         print(f"    ping / 1/(t_health + t_crypto), the old floor (informational) {common.median(old_ratios):6.3f}")
         print(f"    ping's server CPU above t_post + t_crypto: "
               f"{common.us(ping_cpu - post_cpu - floors['crypto_ping']).strip()}")
         summary.append({"key": stack.key, "ping_wall": max(r["rps"] for r in runs["ping"]), "ping_core": 1 / ping_cpu,
                         "sign_core": 1 / sign_cpu, "ping_ratio": ping_ratio, "sign_ratio": sign_ratio,
+                        "ceiling_ratio": common.median(ceiling_ratios),
                         "selectable": stack.server == "uvicorn"})
 
     print("\n  side by side (per core = 1 / server CPU per request; what one worker on one core serves)")
-    print("    stack               ping req/s  ping/core  signMessage/core  ping ratio  sign ratio")
+    print("    stack               ping req/s  ping/core  signMessage/core  ping ratio  sign ratio  ceiling ratio")
     for row in sorted(summary, key=lambda row: -row["ping_core"]):
         mark = "  <- default" if row["key"] == default_key else ""
         print(f"    {row['key']:18s} {row['ping_wall']:10.0f} {row['ping_core']:10.0f} {row['sign_core']:17.0f}"
-              f" {row['ping_ratio']:11.3f} {row['sign_ratio']:11.3f}{mark}")
+              f" {row['ping_ratio']:11.3f} {row['sign_ratio']:11.3f} {row['ceiling_ratio']:14.3f}{mark}")
     fastest = max(summary, key=lambda row: row["ping_core"])
     print(f"  highest encrypted-ping throughput per core: {fastest['key']} ({fastest['ping_core']:.0f} req/s)")
 
