@@ -1,7 +1,7 @@
 """Reading back a ledger of acknowledged writes against a live Vault.
 
 A ledger is JSON lines (tests/load/locustfile.py writes them): ``account`` (id, adminKey),
-``rotate`` (id, old, new), ``eoa`` (id, address), ``token`` (id, issuedWith, token). The Vault
+``rotate`` (id, old, new), ``eoa`` (id, address), ``token`` (id, issuedWith, token), ``unsure`` (id). The Vault
 must show every one of them: each account authenticates with its latest admin key and refuses
 every key rotated away (spec 6.4), each EOA signs for its account (the signature recovers with
 eth-account), and a token is live exactly while its account has not rotated since it was issued
@@ -41,17 +41,22 @@ class AccountHistory:
 
 
 def read_ledger(paths) -> dict[str, AccountHistory]:
+    return read_entries(json.loads(line) for path in paths for line in Path(path).read_text().splitlines()
+                        if line.strip())
+
+
+def read_entries(entries) -> dict[str, AccountHistory]:
+    """Accounts and what was acknowledged on them. ``unsure`` (a rotation sent but never answered,
+    e.g. when the server was killed) drops the account: its latest admin key is unknown."""
     accounts: dict[str, AccountHistory] = {}
-    pending = []
-    for path in paths:
-        for line in Path(path).read_text().splitlines():
-            if not line.strip():
-                continue
-            entry = json.loads(line)
-            if entry["kind"] == "account":
-                accounts[entry["id"]] = AccountHistory(entry["id"], entry["adminKey"])
-            else:
-                pending.append(entry)
+    pending, unsure = [], set()
+    for entry in entries:
+        if entry["kind"] == "account":
+            accounts[entry["id"]] = AccountHistory(entry["id"], entry["adminKey"])
+        elif entry["kind"] == "unsure":
+            unsure.add(entry["id"])
+        else:
+            pending.append(entry)
     for entry in pending:
         history = accounts[entry["id"]]
         if entry["kind"] == "rotate":
@@ -60,7 +65,7 @@ def read_ledger(paths) -> dict[str, AccountHistory]:
             history.eoas.append(entry["address"])
         elif entry["kind"] == "token":
             history.tokens.append((entry["issuedWith"], entry["token"]))
-    return accounts
+    return {ident: history for ident, history in accounts.items() if ident not in unsure}
 
 
 @dataclass
