@@ -21,6 +21,7 @@ import pytest
 from tests.conftest import ROOT, start_reference
 from tests.load.readback import read_back, read_ledger
 
+# ~50 s each (boot, 15 s of load, the read-back): not in the main suite, see the load tox env.
 pytestmark = [pytest.mark.server, pytest.mark.load]
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
