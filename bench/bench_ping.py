@@ -13,7 +13,10 @@ script (bench/wrk_cycle.lua) and connections:
 * encrypted ping: ``--bodies`` distinct pre-sealed 100-byte ``ping`` requests, cycled;
 * t_post_sign: the same for the signMessage requests and reply;
 * eoa:signMessage: pre-sealed ``eoa:signMessage`` requests (admin key auth, one EOA created
-  for the run, distinct messages of one size), cycled.
+  for the run, distinct messages of one size), cycled;
+* crypto-only ceiling (informational): the same ping requests, sealed to the trivial app's own
+  key, answered by the request's seven primitives and a constant reply (bench/_apps.py): the most
+  any Vault code could reach on this stack.
 
 In-process, on the server's core while the servers are idle, with this thread's CPU clock:
 t_crypto (bench/_common.py: 3 X25519, 2 HKDF-SHA256, 2 XChaCha20-Poly1305, at the ping's and at
@@ -27,8 +30,9 @@ stack's absolute figures (req/s, server CPU per request, ping per core) are prin
 a ratio must never pick a slower stack. Exit 0 on PASS, 1 on FAIL, 2 when it cannot run.
 
 Noise: all servers run for the whole benchmark; each trial visits every stack (rotating which goes
-first) and, within a stack, every kind (rotating too), then times t_crypto and t_sign. A trial's
-ratio uses only that trial's runs, so the quantities compared share the machine's state; the
+first) and, within a stack, every kind (in an order that keeps each ratio's two runs adjacent,
+reversed every other trial), then times t_crypto and t_sign for that stack. A trial's ratio uses
+only that trial's runs and floors, so the quantities compared share the machine's state; the
 verdict is the median over trials. Server CPU time (schedstat of the server's process tree)
 is read around every run: when a server was less than 90 % busy in some run (wrk starved by other
 jobs on its core), wall-clock rates do not measure it, and the ratios are computed from CPU time
@@ -38,8 +42,8 @@ Correctness: the Lua script checks every answer's status and body; before the lo
 kind of envelope are posted from Python and opened: pongs that echo the message, and signatures
 that recover (eth-account) to the EOA's address.
 
-    python bench/bench_ping.py [--stacks h11,httptools,httptools+uvloop,granian] [--trials 3]
-                               [--duration 2] [--connections 4] [--server-cpu 0] [--load-cpu 1]
+    python bench/bench_ping.py [--stacks h11,httptools,httptools+uvloop,granian] [--trials 5]
+                               [--duration 1] [--connections 4] [--server-cpu 0] [--load-cpu 1]
 """
 
 from __future__ import annotations
@@ -72,13 +76,15 @@ HERE = Path(__file__).resolve().parent
 LUA = HERE / "wrk_cycle.lua"
 ENVELOPE_PATH = "/api/v1/enclave"
 CRYPTO_ONLY_PATH = "/bench/crypto-only"  # bench/_apps.py
-KINDS = {  # name: (label, which server, which envelopes)
+# name: (label, which server, which envelopes). Runs go in this order, reversed every other trial,
+# so the quantities a ratio compares are always timed one right after the other.
+KINDS = {
     "health": ("GET /health", "reference", None),
+    "ceiling": ("crypto-only ping (ceiling)", "trivial", "ceiling"),
     "ping_post": ("trivial POST, ping's bytes", "trivial", "ping"),
     "ping": ("encrypted ping", "reference", "ping"),
     "sign_post": ("trivial POST, sign's bytes", "trivial", "sign"),
     "sign": ("eoa:signMessage", "reference", "sign"),
-    "ceiling": ("crypto-only ping (ceiling)", "trivial", "ceiling"),
 }
 
 
@@ -383,8 +389,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stacks", default=DEFAULT_STACKS,
                         help=f"comma-separated, of {', '.join(STACKS)}; 'all' for every one (default {DEFAULT_STACKS}); "
                              "the CLI's default stack is always added")
-    parser.add_argument("--trials", type=int, default=3, help="trials: one run of each kind on each stack (default 3)")
-    parser.add_argument("--duration", type=float, default=2, help="seconds per wrk run (default 2)")
+    parser.add_argument("--trials", type=int, default=5, help="trials: one run of each kind on each stack (default 5)")
+    parser.add_argument("--duration", type=float, default=1, help="seconds per wrk run (default 1)")
     parser.add_argument("--connections", type=int, default=4, help="wrk connections, every kind (default 4)")
     parser.add_argument("--bodies", type=int, default=256, help="distinct pre-sealed envelopes per kind (default 256)")
     parser.add_argument("--size", type=int, default=common.PING_REQUEST_BYTES, help="ping plaintext bytes")
@@ -423,6 +429,7 @@ def main(argv: list[str] | None = None) -> int:
 
     sys.setrecursionlimit(min(sys.getrecursionlimit(), 1000))  # py_ecc raises it on import; not needed here
 
+    load_at_start = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="vault-bench-") as tmp:
         workdir = Path(tmp)
         stack_runs: list[StackRun] = []
@@ -468,7 +475,7 @@ def main(argv: list[str] | None = None) -> int:
             for trial in range(args.trials):
                 shift = trial % len(stack_runs)
                 for run in stack_runs[shift:] + stack_runs[:shift]:
-                    for kind in kinds[trial % len(kinds):] + kinds[:trial % len(kinds)]:
+                    for kind in (kinds if trial % 2 == 0 else kinds[::-1]):
                         server, mode = run.mode(kind)
                         run.runs[kind].append(run_wrk(args, server, mode, args.duration))
                     # This stack's floors for this trial, right after its runs (the servers are idle).
@@ -479,13 +486,16 @@ def main(argv: list[str] | None = None) -> int:
                 if run.trivial is not None:
                     run.trivial.stop()
 
+    args.load_average = (load_at_start, os.getloadavg()[0])
     return report(args, stack_runs, floor_samples, default_key, skipped)
 
 
 def report(args, stack_runs: list[StackRun], floor_samples, default_key: str, skipped) -> int:
     floors = {name: common.median(samples) for name, samples in floor_samples.items()}
     print(f"bench_ping: 1 server worker per stack on CPU {args.server_cpu}, wrk -t1 -c{args.connections} on CPU "
-          f"{args.load_cpu}; {args.trials} trials of {args.duration:g}s runs, every stack and kind in each trial")
+          f"{args.load_cpu}; {args.trials} trials of {args.duration:g}s runs, every stack and kind in each trial; "
+          f"load average {args.load_average[0]:.1f} at the start, {args.load_average[1]:.1f} at the end "
+          f"({os.cpu_count()} CPUs; above ~1 other jobs share the cores)")
     print(f"  ping {args.size} B plaintext, {stack_runs[0].sizes['ping']} B envelope; signMessage "
           f"{stack_runs[0].sizes['sign']} B envelope; {args.bodies} distinct envelopes of each, cycled")
     print(f"  in-process, CPU clock, server's core (median of {len(floor_samples['sign'])} batches): "
