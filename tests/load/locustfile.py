@@ -39,14 +39,17 @@ class Ledger:
     """Acknowledged writes, one JSON object a line, flushed at once (a killed run keeps its lines)."""
 
     def __init__(self, path: str | None):
-        self._file = open(f"{path}.{os.getpid()}", "a", buffering=1) if path else None
+        self._path, self._file, self._pid = path, None, None
         self._lock = threading.Lock()
 
     def write(self, kind: str, **fields) -> None:
-        if self._file is None:
+        if self._path is None:
             return
         line = json.dumps({"kind": kind, **fields}, separators=(",", ":"))
         with self._lock:
+            if self._pid != os.getpid():  # opened here, not at import: --processes forks workers after it
+                self._pid = os.getpid()
+                self._file = open(f"{self._path}.{self._pid}", "a", buffering=1)
             self._file.write(line + "\n")
             self._file.flush()
 

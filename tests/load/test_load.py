@@ -4,7 +4,8 @@ Locust runs headless as a subprocess (gevent monkey-patches; it must not share t
 against one reference instance, then against two instances on one PostgreSQL database with
 every request sent to either. Each run must end with no failure, and every acknowledged write
 the users logged must read back (tests/load/readback.py). p50/p99 and throughput are printed
-(``pytest -s`` shows them). ``VAULT_LOAD_SECONDS`` and ``VAULT_LOAD_USERS`` change the run.
+(``pytest -s`` shows them). ``VAULT_LOAD_SECONDS``, ``VAULT_LOAD_USERS`` and
+``VAULT_LOAD_PROCESSES`` (Locust workers) change the run.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -27,6 +29,8 @@ pytestmark = [pytest.mark.server, pytest.mark.load]
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 SECONDS = int(os.environ.get("VAULT_LOAD_SECONDS", "15"))
 USERS = int(os.environ.get("VAULT_LOAD_USERS", "16"))
+# Locust's master/worker mode on this machine (--processes): each worker logs its own ledger.
+PROCESSES = os.environ.get("VAULT_LOAD_PROCESSES")
 
 
 def _require_locust() -> None:
@@ -47,6 +51,8 @@ def run_locust(host: str, workdir: Path, *, instances: list[str] = ()) -> tuple[
     argv = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "-u", str(USERS),
             "-r", str(USERS), "-t", f"{SECONDS}s", "--host", host, "--csv", str(workdir / "run"),
             "--only-summary", "--stop-timeout", "10", "--loglevel", "WARNING"]
+    if PROCESSES:
+        argv += ["--processes", PROCESSES]
     completed = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=SECONDS + 90)
     output = completed.stdout + completed.stderr
     with open(workdir / "run_stats.csv") as stats:
@@ -69,7 +75,9 @@ def _report(title: str, stats: dict, checked) -> str:
 def _load_and_read_back(title: str, urls: list[str], workdir: Path) -> None:
     stats, ledgers = run_locust(urls[0], workdir, instances=urls if len(urls) > 1 else [])
     accounts = read_ledger(ledgers)
+    began = time.monotonic()
     checked = read_back(urls, accounts)
+    print(f"{title}: {len(ledgers)} ledger(s), read back in {time.monotonic() - began:.1f}s")
     _report(title, stats, checked)
     assert not checked.problems, checked.problems[:20]
     # The mix really ran: a run that acknowledged nothing would read back vacuously.
