@@ -62,7 +62,7 @@ def test_kms_refusing_connections_stops_the_vault(tmp_path):
     print(f"refused connection: {took:.1f}s: {line}")
 
 
-@pytest.mark.slow  # ~30 s: the reference's 10 s read timeout, retried
+@pytest.mark.long  # ~30 s: the reference's 10 s read timeout, retried
 def test_kms_that_never_answers_stops_the_vault_within_its_timeouts(tmp_path):
     silent = socket.socket()
     silent.bind(("127.0.0.1", 0))

@@ -24,7 +24,7 @@ from tests.conftest import ROOT, start_reference
 from tests.load.readback import read_back, read_ledger
 
 # ~50 s each (boot, 15 s of load, the read-back): not in the main suite, see the load tox env.
-pytestmark = [pytest.mark.server, pytest.mark.load]
+pytestmark = [pytest.mark.server, pytest.mark.load, pytest.mark.long]
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 SECONDS = int(os.environ.get("VAULT_LOAD_SECONDS", "15"))
