@@ -1,15 +1,18 @@
 """A Locust user that speaks the Vault's envelope (spec 3) and mixes the Vault's operations.
 
 Run by tests/load/test_load.py as a subprocess (gevent monkey-patches; it must never share the
-pytest process). Standalone, e.g. spread over machines with Locust's master/worker mode:
+pytest process). Standalone, with the project installed (it imports the harness's envelope),
+on one machine or spread over several with Locust's master/worker mode:
 
     locust -f tests/load/locustfile.py --headless -u 32 -r 32 -t 60s --host http://vault:8080
+    locust -f tests/load/locustfile.py --master --headless -u 64 -r 64 -t 60s --host http://vault:8080
+    locust -f tests/load/locustfile.py --worker --master-host <master>      # on each load machine
 
-Every acknowledged write (an account created, a rotation, an EOA, an access token) is appended as
-one JSON line to the ledger named by ``VAULT_LOAD_LEDGER`` (one file per process: ``.<pid>`` is
-appended), so a run can be read back afterwards (tests/load/readback.py). ``VAULT_LOAD_INSTANCES`` spreads the
-requests over several instances of one Vault. A reply that is not a
-success, or a signature that does not recover to its EOA, is a Locust failure.
+Every acknowledged write (an account created, a rotation, an EOA, an access token) is appended
+as one JSON line to the ledger named by ``VAULT_LOAD_LEDGER`` (one file per process: ``.<pid>``
+is appended), so a run can be read back afterwards (tests/load/readback.py).
+``VAULT_LOAD_INSTANCES`` spreads the requests over several instances of one Vault. A reply that
+is not a success, or a signature that does not recover to its EOA, is a Locust failure.
 """
 
 from __future__ import annotations
