@@ -16,9 +16,14 @@ on two cores). A longer run, over both HTTP parsers::
 
     VAULT_FUZZ_EXAMPLES=2000 VAULT_FUZZ_HTTP=auto,h11 HYPOTHESIS_PROFILE=ci pytest -q tests/fuzz_http
 
-Known defects of the reference are pinned by the strict xfails at the end of this file (each a
-minimal reproduction); the properties that meet them run with that one requirement relaxed,
-named in the test.
+Tox runs that as ``tox -e fuzz-http`` (VAULT_FUZZ_EXAMPLES overrides its budget there too).
+With shrinking on (VAULT_FUZZ_SHRINK=1) a failure is reduced to a small example, at the price of
+minutes.
+
+Known defects of the reference are pinned by the strict xfails near the end of this file (each a
+minimal reproduction: they fail once the reference is fixed, so the pin is removed then); where
+a property meets one, it runs with that one requirement relaxed or that input left out, and says
+so.
 """
 
 from __future__ import annotations
@@ -65,7 +70,9 @@ TABLE_1 = {"invalid_json": 400, "invalid_envelope": 400, "invalid_hex": 400, "in
 TABLE_2 = {"serialization_error", "invalid_input", "unknown_operation", "auth_missing",
            "auth_invalid_admin_key", "auth_invalid_rotation_code", "auth_invalid_access_token",
            "auth_unsupported_method", "auth_unsupported_operation", "auth_insufficient_scope",
-           "not_found"}  # internal_server_error is documented, but signals a defect (4.4)
+           "not_found",
+           "unsupported_operation"}  # 11.4 (keyPolicy without KMS), missing from table 2
+# internal_server_error is documented, but signals a defect (4.4): never acceptable here
 ENVELOPE_REFUSALS = {"invalid_json", "invalid_envelope", "invalid_hex", "invalid_length",
                      "low_order_public_key", "decryption_failed"}
 
@@ -426,7 +433,7 @@ nonce_values = st.one_of(
 )
 queries = st.one_of(
     st.just(""),
-    nonce_values.map(lambda v: "?nonce=" + v),
+    nonce_values.map(lambda v: "?nonce=" + v.replace(" ", "+")),  # a raw space would end the target
     nonce_values.map(lambda v: "?nonce=" + percent_encoded(v)),
     st.tuples(nonce_values, nonce_values).map(lambda t: f"?nonce={t[0]}&nonce={t[1]}"),
     st.text(PCHAR + "?/&=%", max_size=60).map(lambda q: "?" + q),
@@ -453,8 +460,9 @@ connection_headers = st.sampled_from([[], [(b"Connection", b"close")], [(b"Conne
 def routed_requests(draw, bodies=None):
     path = draw(paths)
     target = path + (draw(queries) if draw(st.booleans()) else "")
-    if draw(st.integers(0, 9)) == 0:
-        target = "http://127.0.0.1" + target  # absolute form
+    # the absolute form (RFC 9112 3.2.2); uvicorn's h11 front routes on it whole: pinned below
+    if CURRENT["vault"].http != "h11" and draw(st.integers(0, 9)) == 0:
+        target = "http://127.0.0.1" + target
     method = draw(METHODS)
     headers = draw(well_formed_headers) + draw(connection_headers)
     request = Request(method, target.encode(), headers)
@@ -589,6 +597,8 @@ def test_well_formed_requests_get_their_documented_answer(vault, data):
     """Methods x paths x queries x headers x bodies, pipelined 1-3 to a connection, written at once or
     in pieces: every answer is the one the spec gives for that route and body."""
     requests = data.draw(st.lists(routed_requests(), min_size=1, max_size=3))
+    for request in requests[1:]:  # a body behind a pipelined request meets a defect, pinned below
+        request.body, request.framing, request.body_expectation, request.secret = b"", "none", None, None
     for request in requests:
         request.pieces = data.draw(st.sampled_from([1, 1, 2, 7]))
     exchange(vault, requests)
@@ -605,6 +615,27 @@ def test_sealed_garbage_plaintexts_are_answered_in_an_envelope(vault, data):
     path = data.draw(st.sampled_from([PUBLIC_KEY, SEED_PATH]))
     request = Request(b"POST", path.encode(), [(b"Content-Type", b"application/json")], body,
                       data.draw(st.sampled_from(["length", "chunked"])), body_expectation=expectation, secret=secret)
+    exchange(vault, [request])
+    count(2)
+    assert_serving(vault)
+
+
+@st.composite
+def envelope_posts(draw):
+    path = draw(st.sampled_from([PUBLIC_KEY, SEED_PATH]))
+    body, expectation, secret = draw(envelope_bodies())
+    framing = draw(st.sampled_from(["length", "length", "chunked"]))
+    chunks = draw(st.lists(st.integers(1, 1 << 16), max_size=8)) if framing == "chunked" else []
+    return Request(b"POST", path.encode(), draw(connection_headers), body, framing, chunks,
+                   body_expectation=expectation, secret=secret)
+
+
+@FUZZ
+@given(request=envelope_posts(), pieces=st.sampled_from([1, 1, 3, 50]))
+def test_envelope_bodies_get_their_documented_answer(vault, request, pieces):
+    """Every kind of body on the envelope paths: the refusal of its kind (3.5, 4.3), or for a sealed
+    one an envelope; never a quoted byte of it (4.4)."""
+    request.pieces = pieces
     exchange(vault, [request])
     count(2)
     assert_serving(vault)
@@ -655,7 +686,8 @@ def test_heads_over_16_kib_get_431_and_close(vault, size, split, path):
 MALFORMED_HEADS = [
     b"GARBAGE / HTTP/1.1\r\nHost: x\r\n\r\n", b"get /health HTTP/1.1\r\nHost: x\r\n\r\n",
     b"G@T /health HTTP/1.1\r\nHost: x\r\n\r\n", b" /health HTTP/1.1\r\nHost: x\r\n\r\n",
-    b"GET /hea\xffth HTTP/1.1\r\nHost: x\r\n\r\n", b"GET /he alth HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"GET /hea\xffth HTTP/1.1\r\nHost: x\r\n\r\n", b"GET /caf\xc3\xa9 HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"GET /he alth HTTP/1.1\r\nHost: x\r\n\r\n",
     b"GET /health HTTP/2.0\r\nHost: x\r\n\r\n", b"GET /health HTTP/1.9\r\nHost: x\r\n\r\n",
     b"GET /health FOO/1.1\r\nHost: x\r\n\r\n", b"GET /health HTTP/1.1 x\r\nHost: x\r\n\r\n",
     b"GET /health HTTP/1.1\r\n\r\n", b"GET /health HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n",
@@ -664,7 +696,6 @@ MALFORMED_HEADS = [
     b"GET /health HTTP/1.1\r\nHost: x\r\nX-A: a\x00b\r\n\r\n", b"GET /health HTTP/1.1\nHost: x\n\n",
     b"GET /health HTTP/1.1\rHost: x\r\r", b"CONNECT 127.0.0.1:1 HTTP/1.1\r\nHost: x\r\n\r\n",
     b"TRACE /health HTTP/1.1\r\nHost: x\r\n\r\n", b"GET /health HTTP/1.1\r\nHost: x\r\n\xff: v\r\n\r\n",
-    b"GET /health HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n",
     b"GET /health HTTP/1.1\r\nHost: x\r\nUpgrade: h2c\r\nConnection: Upgrade, HTTP2-Settings\r\n"
     b"HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n",
     b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
@@ -710,8 +741,9 @@ def malformed_requests(draw):
 
 def malformed_permitted(request: Request) -> set:
     """A request the parser could read: the route's answer; else a 400 (bad_request is table 1's
-    type for an HTTP request that cannot be read one way, 2.6)."""
-    return allowed(request) | {(400, "bad_request")}
+    type for an HTTP request that cannot be read one way, 2.6), or the deadline's 408 for a head
+    the parser is still waiting to see end (bare CRs)."""
+    return allowed(request) | {(400, "bad_request"), (408, "request_timeout")}
 
 
 def route_answer(request: Request, answer: Answer) -> bool:
@@ -771,7 +803,9 @@ def test_slow_partial_and_abandoned_requests(vault, data):
     """Up to four clients at once, each sending a prefix of a request (some slowly), then stalling or
     closing: a stalled head gets 408 and a close at the deadline; a stalled body a close (2.6); the
     whole request sent slowly within the deadline gets its answer."""
-    cases = data.draw(st.lists(st.tuples(routed_requests(), st.floats(0, 1), st.sampled_from(["stall", "shut", "whole"]),
+    # half of them envelope posts, cut (often) after the head: those must never run
+    cases = data.draw(st.lists(st.tuples(routed_requests() | envelope_posts(), st.floats(0, 1) | st.just(0.99),
+                                         st.sampled_from(["stall", "shut", "whole"]),
                                          st.integers(1, 12)), min_size=1, max_size=4))
     outcomes: list = [None] * len(cases)
 
@@ -803,6 +837,8 @@ def test_slow_partial_and_abandoned_requests(vault, data):
                              shaped_400=False)
                 if answer.status in (400, 408):
                     assert answer.closes, answer.headers
+            if ending == "stall" and not head_complete:  # no request was running: 408 (2.6)
+                assert answer is not None and answer.status == 408, ("no 408 for a stalled head", raw[:cut][-80:])
             if ending == "stall":
                 assert connection.ends(), "a stalled request was not closed at the deadline"
                 assert time.monotonic() - started < REQUEST_TIMEOUT + 2, elapsed
@@ -821,6 +857,68 @@ def test_slow_partial_and_abandoned_requests(vault, data):
         if isinstance(outcome, BaseException):
             raise outcome
         assert outcome == "ok", outcomes
+    assert_serving(vault)
+
+
+@FUZZ
+@given(request=envelope_posts() | routed_requests())
+def test_expect_100_continue_gets_100_then_the_answer_or_the_answer(vault, request):
+    """A client that waits for 100 Continue before its body (RFC 9110 10.1.1): it gets the 100, then
+    the answer to the whole request, or an answer at once (a route that needs no body)."""
+    request.headers = [h for h in request.headers if h[0].lower() != b"expect"] + [(b"Expect", b"100-continue")]
+    connection = Connection(vault)
+    try:
+        connection.send(request.head())
+        connection.sock.settimeout(0.3)
+        try:
+            connection._fill()
+        except (Hung, Closed):
+            pass  # nothing yet: a server may also wait for the body
+        connection.sock.settimeout(READ_LIMIT)
+        if connection.buffer.startswith(b"HTTP/1.1 100"):
+            connection.send(request.payload(), pieces=3)
+        elif not connection.buffer:
+            connection.send(request.payload())
+        answer = connection.read_answer(request.method)
+        check_answer(request, answer, allowed(request))
+    finally:
+        connection.close()
+    count(2)
+    assert_serving(vault)
+
+
+@settings(FUZZ, max_examples=max(5, EXAMPLES // 4))  # those within the drain bound wait out a deadline
+@given(declared=st.integers(MIB + 1, 32 * MIB) | st.integers(32 * MIB + 1, 1 << 62),
+       sent=st.integers(1, 4096), path=st.sampled_from([PUBLIC_KEY, SEED_PATH]))
+def test_a_body_declared_over_1_mib_is_never_run(vault, declared, sent, path):
+    """Content-Length over the limit, a little of the body sent: past the drain bound 413 and a close
+    at once; within it the Vault waits to discard the body, so a close at the deadline (2.6). (No
+    byte of the body at all: test_a_head_declaring_over_32_mib_is_refused_at_once.)"""
+    judge_declared(vault, declared, sent, path)
+
+
+def judge_declared(vault, declared: int, sent: int, path: str) -> None:
+    connection = Connection(vault)
+    started = time.monotonic()
+    try:
+        connection.send(b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % (path.encode(), declared)
+                        + b"{" * sent)
+        try:
+            answer = connection.read_answer(b"POST")
+        except Closed:
+            answer = None
+        elapsed = time.monotonic() - started
+        request = Request(b"POST", path.encode(), [], b"{" * sent)
+        if answer is None:
+            assert declared <= 32 * MIB and elapsed < REQUEST_TIMEOUT + 2, (declared, elapsed)
+        else:
+            check_answer(request, answer, {(413, "payload_too_large")})
+            assert answer.closes and connection.ends()
+            if declared > 32 * MIB:
+                assert elapsed < REQUEST_TIMEOUT / 2, elapsed  # at once, not at the deadline
+    finally:
+        connection.close()
+    count(2)
     assert_serving(vault)
 
 
@@ -866,11 +964,23 @@ def test_unparseable_http_gets_a_4_1_error(vault, raw):
     judge_malformed(vault, raw, Request(raw.split(b" ")[0], raw.split(b" ")[1], [], framing="raw"), shaped_400=True)
 
 
-@pytest.mark.xfail(strict=True, reason="GET /health with 'Upgrade: websocket' is answered 400 with an empty body "
-                   "(uvicorn without a websocket library), not 200 (2.1) nor a 4.1 error")
-def test_a_websocket_upgrade_header_does_not_change_the_answer(vault):
-    exchange(vault, [Request(b"GET", b"/health", [(b"Upgrade", b"websocket"), (b"Connection", b"upgrade")],
-                             framing="none")])
+@pytest.mark.xfail(strict=True, reason="an Upgrade: websocket request goes to uvicorn's websocket protocol, which "
+                   "the app does not serve: 400 with no body for an incomplete handshake, 500 text/plain "
+                   "(4.4: never 5xx) for a complete one, instead of the route's answer (2.1)")
+@pytest.mark.parametrize("handshake", [
+    [(b"Upgrade", b"websocket"), (b"Connection", b"upgrade")],
+    [(b"Upgrade", b"websocket"), (b"Connection", b"Upgrade"), (b"Sec-WebSocket-Key", b"dGhlIHNhbXBsZSBub25jZQ=="),
+     (b"Sec-WebSocket-Version", b"13")],
+], ids=["incomplete", "complete"])
+def test_a_websocket_upgrade_header_does_not_change_the_answer(vault, handshake):
+    exchange(vault, [Request(b"GET", b"/health", handshake, framing="none")])
+
+
+@pytest.mark.xfail(strict=True, reason="a head declaring more than 32 MiB, with no byte of the body yet, is not "
+                   "refused at once (2.6): the app waits in receive() for a first body chunk, and the "
+                   "connection is closed at the request deadline without the 413")
+def test_a_head_declaring_over_32_mib_is_refused_at_once(vault):
+    judge_declared(vault, 32 * MIB + 1, 0, PUBLIC_KEY)
 
 
 @pytest.mark.xfail(strict=True, reason="the edge percent-decodes the path before routing: /api%2Fv1%2Fenclave "
@@ -878,6 +988,31 @@ def test_a_websocket_upgrade_header_does_not_change_the_answer(vault):
 @pytest.mark.parametrize("target", [b"/api%2Fv1%2Fenclave", b"/%68ealth"])
 def test_percent_encoded_documented_paths_are_other_paths(vault, target):
     exchange(vault, [Request(b"GET", target, [], framing="none")])
+
+
+def test_the_absolute_form_is_routed_on_its_path(vault, request):
+    if vault.http == "h11":
+        request.applymarker(pytest.mark.xfail(strict=True, reason="with --http h11 the edge routes on the whole "
+                                              "absolute-form target: GET http://host/health gets 404"))
+    exchange(vault, [Request(b"GET", b"http://127.0.0.1/health", [], framing="none")])
+
+
+@pytest.mark.xfail(strict=True, reason="pipelined behind a request whose body the app did not read, a request "
+                   "with 'Connection: close' gets the edge's 431 instead of its answer once a large body "
+                   "follows it on the connection: the edge counts bytes after a finished request as a head")
+def test_a_pipelined_request_is_answered_not_refused_by_the_head_limit(vault):
+    ignored = Request(b"PUT", DEV_ROOT.encode(), [], b"a" * 600)  # 405 without reading the body
+    closing = Request(b"POST", b"/nowhere", [(b"Connection", b"close")], b"b" * 400)
+    following = Request(b"PATCH", b"/elsewhere", [], b"{" * 3_000_000)
+    for _ in range(10):  # the 431 depends on how the bytes are cut into reads: most tries show it
+        connection = Connection(vault)
+        try:
+            connection.send(ignored.raw() + closing.raw())
+            connection.send(following.raw(), pieces=7)
+            check_answer(ignored, connection.read_answer(b"PUT"), allowed(ignored))
+            check_answer(closing, connection.read_answer(b"POST"), allowed(closing))
+        finally:
+            connection.close()
 
 
 # ---- last: what the run cost the server -------------------------------------------------------
