@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -36,10 +37,17 @@ class ServerProcess:
     def start(self) -> "ServerProcess":
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         self.process = subprocess.Popen(self.argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        # Read the server's output as it comes: a pipe nobody reads fills at 64 KiB and then blocks
+        # the server's logging, and with it the whole Vault (its enclave logs on the event loop).
+        self._output: list[bytes] = []
+        self._reader = threading.Thread(target=lambda: self._output.extend(iter(self.process.stdout.readline, b"")),
+                                        daemon=True)
+        self._reader.start()
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"server exited: {self.process.stdout.read().decode(errors='replace')}")
+                self._reader.join(5)
+                raise RuntimeError(f"server exited: {b''.join(self._output).decode(errors='replace')}")
             try:
                 if httpx.get(self.url + "/health", timeout=1).status_code == 200:
                     return self
@@ -54,7 +62,16 @@ class ServerProcess:
                 self.process.wait(10)
             except subprocess.TimeoutExpired:
                 self.process.kill()
-        return self.process.stdout.read().decode(errors="replace") if self.process else ""
+        return self.output() if self.process else ""
+
+    def output(self) -> str:
+        """Everything the process wrote so far (all of it once it has exited)."""
+        reader = getattr(self, "_reader", None)
+        if reader is None:  # a process started by the caller, not by start(): read the pipe now
+            return self.process.stdout.read().decode(errors="replace")
+        if self.process.poll() is not None:
+            reader.join(10)
+        return b"".join(self._output).decode(errors="replace")
 
 
 def start_reference(data_dir: Path, *extra: str) -> ServerProcess:

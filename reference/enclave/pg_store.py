@@ -36,6 +36,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from .errors import VaultError
+from .store import StoreError
 
 T = TypeVar("T")
 
@@ -60,7 +61,7 @@ SESSION_OPTIONS = ("-c synchronous_commit=on -c lock_timeout=10s -c statement_ti
                    "-c idle_in_transaction_session_timeout=30s")
 
 
-class StoreUnavailable(VaultError):
+class StoreUnavailable(StoreError):
     """The database could not be reached or failed during the request; the next call reconnects."""
 
 
@@ -68,10 +69,18 @@ class StoreNotDurable(VaultError):
     """The server would acknowledge commits it can still lose (spec 7.6)."""
 
 
+# Last, so that nothing in the URL can turn it off (spec 7.6); the constructor checks it too.
+DURABLE_COMMITS = "-c synchronous_commit=on"
+
+
 def connection_string(url: str) -> str:
     params = {**CONNECTION_DEFAULTS, **conninfo_to_dict(url)}
-    params["options"] = " ".join(filter(None, [SESSION_OPTIONS, params.get("options")]))
+    params["options"] = " ".join(filter(None, [SESSION_OPTIONS, params.get("options"), DURABLE_COMMITS]))
     return make_conninfo(**params)
+
+
+def _one_line(error: Exception) -> str:
+    return " ".join(str(error).split())  # libpq's messages carry "\n\tIs the server running..."
 
 
 class PostgresStore:
@@ -89,6 +98,10 @@ class PostgresStore:
             self._in_transaction(lambda conn: conn.execute(
                 f"CREATE INDEX IF NOT EXISTS {TABLE}_group ON {TABLE} (g, seq)"))
             fsync = self._in_transaction(lambda conn: conn.execute("SHOW fsync").fetchone()[0])
+            commits = self._in_transaction(lambda conn: conn.execute("SHOW synchronous_commit").fetchone()[0])
+        if commits not in ("on", "remote_apply"):
+            self.close()
+            raise StoreNotDurable(f"sessions run with synchronous_commit={commits}: acknowledged commits can be lost")
         if fsync != "on":
             # Spec 7.6: no acknowledged change may be lost; without fsync a crash can lose commits.
             self.close()
@@ -194,7 +207,7 @@ class PostgresStore:
             try:
                 conn = psycopg.connect(self._conninfo, autocommit=True)
             except psycopg.Error as error:
-                raise StoreUnavailable(f"cannot connect to the database: {error}".strip()) from error
+                raise StoreUnavailable(f"cannot connect to the database: {_one_line(error)}") from error
             self._local.connection = conn
             with self._open_lock:
                 self._open.add(conn)
@@ -208,7 +221,7 @@ class PostgresStore:
             # statement timeouts; InterfaceError a connection already closed.
             if conn.broken or conn.closed:
                 self._discard(conn)
-            raise StoreUnavailable(f"database error: {error}".strip()) from error
+            raise StoreUnavailable(f"database error: {_one_line(error)}") from error
 
     def _discard(self, conn: psycopg.Connection) -> None:
         if getattr(self._local, "connection", None) is conn:

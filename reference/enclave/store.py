@@ -17,6 +17,7 @@ from typing import Callable, Iterator, Protocol
 
 import nacl.bindings as sodium
 
+from .errors import VaultError
 from .keyring import Keyring
 
 NONCE_BYTES = 24
@@ -30,6 +31,19 @@ class KeyValueStore(Protocol):
     def delete(self, key: bytes) -> None: ...
     def group(self, group: bytes) -> list[tuple[bytes, bytes]]: ...
     def transaction(self) -> AbstractContextManager[None]: ...
+
+
+class StoreError(VaultError):
+    """The database failed (a full disk, an I/O error, a lost server): the request gets the
+    encrypted internal error and the enclave logs one line, not a traceback."""
+
+
+@contextmanager
+def _sqlite_errors() -> Iterator[None]:
+    try:
+        yield
+    except sqlite3.Error as error:
+        raise StoreError(f"database error: {error}") from error
 
 
 class SqliteStore:
@@ -49,32 +63,40 @@ class SqliteStore:
         self._lock = threading.RLock()
 
     def get(self, key: bytes) -> bytes | None:
-        row = self._db.execute("SELECT v FROM entries WHERE k = ?", (key,)).fetchone()
+        with _sqlite_errors():
+            row = self._db.execute("SELECT v FROM entries WHERE k = ?", (key,)).fetchone()
         return row[0] if row else None
 
     def put(self, key: bytes, value: bytes, group: bytes | None = None) -> None:
-        self._db.execute(
-            "INSERT INTO entries (k, g, v) VALUES (?, ?, ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v",
-            (key, group, value),
-        )
+        with _sqlite_errors():
+            self._db.execute(
+                "INSERT INTO entries (k, g, v) VALUES (?, ?, ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v",
+                (key, group, value),
+            )
 
     def delete(self, key: bytes) -> None:
-        self._db.execute("DELETE FROM entries WHERE k = ?", (key,))
+        with _sqlite_errors():
+            self._db.execute("DELETE FROM entries WHERE k = ?", (key,))
 
     def group(self, group: bytes) -> list[tuple[bytes, bytes]]:
-        rows = self._db.execute("SELECT k, v FROM entries WHERE g = ? ORDER BY rowid", (group,))
+        with _sqlite_errors():
+            rows = self._db.execute("SELECT k, v FROM entries WHERE g = ? ORDER BY rowid", (group,)).fetchall()
         return [(row[0], row[1]) for row in rows]
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+            with _sqlite_errors():
+                self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield
+                with _sqlite_errors():
+                    self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                # Also when COMMIT itself failed (a full disk): never leave the transaction open.
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
                 raise
-            self._db.execute("COMMIT")
 
     def close(self) -> None:
         self._db.close()

@@ -123,19 +123,13 @@ class Burst:
 
 
 class DrainedOutput:
-    """Reads a server process's output as it comes. Undrained, a server that logs more than the
-    pipe holds (64 KiB: a few hundred store errors) blocks in its logger and answers nothing."""
+    """A server process's output. ``ServerProcess`` (tests/conftest.py) drains it as it comes:
+    undrained, a server that logs more than the pipe holds (64 KiB: a few hundred store errors)
+    blocks in its logger and answers nothing."""
 
     def __init__(self, server):
-        self._chunks: list[bytes] = []
-        self._thread = threading.Thread(target=self._read, args=(server.process.stdout,), daemon=True)
-        self._thread.start()
-
-    def _read(self, stream) -> None:
-        while chunk := stream.read1(65536):
-            self._chunks.append(chunk)
+        self._server = server
 
     def text(self) -> str:
         """Everything the process wrote; call after it exited."""
-        self._thread.join(10)
-        return b"".join(self._chunks).decode(errors="replace")
+        return self._server.output()

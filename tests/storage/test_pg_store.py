@@ -44,6 +44,13 @@ def test_url_options_override_the_session_defaults(database_url):
     store.close()
 
 
+def test_the_url_cannot_turn_synchronous_commit_off(database_url):
+    # spec 7.6: the URL's options may tune timeouts, never durability
+    store = PostgresStore(database_url + "?options=" + quote("-c synchronous_commit=off"))
+    assert _session(store).execute("SHOW synchronous_commit").fetchone()[0] == "on"
+    store.close()
+
+
 def test_a_write_lock_held_too_long_elsewhere_is_an_error_not_a_wait(database_url):
     from reference.enclave.pg_store import WRITE_LOCK
 

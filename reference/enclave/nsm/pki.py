@@ -208,7 +208,7 @@ class DevPki:
             if leaf is None or not (leaf.cert.not_valid_before_utc <= now < leaf.cert.not_valid_before_utc + _HOUR):
                 key = self._new_key()
                 cert = self._build(subject=_name(f"{module_id}.dev.nitro-enclaves"), key=key, issuer=self._cas[-1],
-                                   not_before=now - _dt.timedelta(seconds=3), lifetime=LEAF_LIFETIME, ca=False,
+                                   not_before=now - _dt.timedelta(seconds=60), lifetime=LEAF_LIFETIME, ca=False,
                                    path_length=None, key_ids=False, crl=False, full_ca_usage=False)
                 leaf = self._leaf = _Issued(cert, key)
             bundle = [c.cert.public_bytes(serialization.Encoding.DER) for c in [self._root, *self._cas]]
