@@ -431,11 +431,12 @@ nonce_values = st.one_of(
     st.text("0123456789abcdefgxyz+ %-", max_size=30), st.just("0" * 1026), st.just("0" * 1024),
     st.just("0x00"), st.just("00" * 512 + "00"),
 )
+raw_nonces = nonce_values.map(lambda v: v.replace(" ", "+"))  # a raw space would end the target
 queries = st.one_of(
     st.just(""),
-    nonce_values.map(lambda v: "?nonce=" + v.replace(" ", "+")),  # a raw space would end the target
+    raw_nonces.map(lambda v: "?nonce=" + v),
     nonce_values.map(lambda v: "?nonce=" + percent_encoded(v)),
-    st.tuples(nonce_values, nonce_values).map(lambda t: f"?nonce={t[0]}&nonce={t[1]}"),
+    st.tuples(raw_nonces, raw_nonces).map(lambda t: f"?nonce={t[0]}&nonce={t[1]}"),
     st.text(PCHAR + "?/&=%", max_size=60).map(lambda q: "?" + q),
 )
 
@@ -997,7 +998,9 @@ def test_the_absolute_form_is_routed_on_its_path(vault, request):
     exchange(vault, [Request(b"GET", b"http://127.0.0.1/health", [], framing="none")])
 
 
-@pytest.mark.xfail(strict=True, reason="pipelined behind a request whose body the app did not read, a request "
+# Not strict: how the bytes are cut into reads decides whether the 431 shows, and a loaded machine
+# may cut them otherwise ten times running.
+@pytest.mark.xfail(strict=False, reason="pipelined behind a request whose body the app did not read, a request "
                    "with 'Connection: close' gets the edge's 431 instead of its answer once a large body "
                    "follows it on the connection: the edge counts bytes after a finished request as a head")
 def test_a_pipelined_request_is_answered_not_refused_by_the_head_limit(vault):
@@ -1013,6 +1016,18 @@ def test_a_pipelined_request_is_answered_not_refused_by_the_head_limit(vault):
             check_answer(closing, connection.read_answer(b"POST"), allowed(closing))
         finally:
             connection.close()
+
+
+def test_a_malformed_chunk_on_a_route_that_ignores_the_body_logs_no_traceback(vault, request):
+    if vault.http == "h11":
+        request.applymarker(pytest.mark.xfail(strict=True, reason="with --http h11, uvicorn answers the bad chunk "
+                                              "400 while the app is running, then the app's own answer raises "
+                                              "h11 LocalProtocolError (state MUST_CLOSE): a Traceback in the log"))
+    before = vault.log().count("Traceback")
+    raw = b"GET /health HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nab\r\n0\r\n\r\n"
+    judge_malformed(vault, raw, Request(b"GET", b"/health", [], framing="raw"), shaped_400=False)
+    time.sleep(0.2)
+    assert vault.log().count("Traceback") == before, vault.log()[-3000:]
 
 
 # ---- last: what the run cost the server -------------------------------------------------------
