@@ -109,7 +109,8 @@ def _run_http(app, config: Config, http: str = "auto", loop: str = "auto", reque
     uvicorn.run(app, host=config.host, port=config.port, access_log=False, log_level="warning",
                 http=guarded_protocol(protocol_class(http), limits), loop=loop,
                 timeout_keep_alive=limits.idle_timeout, h11_max_incomplete_event_size=limits.max_head_bytes,
-                backlog=limits.accept_burst)
+                backlog=limits.accept_burst,
+                ws="none")  # no WebSocket: an Upgrade header gets the route's ordinary answer (2.1)
 
 
 def main(argv: list[str] | None = None) -> int:

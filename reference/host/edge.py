@@ -44,6 +44,7 @@ def _canned(status: int, reason: str, type_: str, message: str) -> bytes:
 
 
 TIMEOUT_REPLY = _canned(408, "Request Timeout", "request_timeout", "the request was not received in time")
+BAD_REQUEST_REPLY = _canned(400, "Bad Request", "bad_request", "the request cannot be parsed as HTTP")
 HEAD_TOO_LARGE_REPLY = _canned(431, "Request Header Fields Too Large", "headers_too_large",
                                "the request line and headers exceed the limit")
 
@@ -109,6 +110,17 @@ def guarded_protocol(base: type, limits: EdgeLimits) -> type:
             cycle = self.cycle
             if cycle is not None and cycle is not self._counted_cycle and not cycle.more_body:
                 self._disarm()  # the whole request is in: from here the app and the enclave decide
+
+        def send_400_response(self, msg: str) -> None:
+            # The parser refused the request: answer the 4.1 error in JSON (2.5), not uvicorn's
+            # text/plain, and close (what follows on the connection cannot be framed).
+            self._disarm()
+            if self.transport.is_closing():
+                return
+            cycle = self.cycle
+            if not (cycle is not None and cycle is not self._counted_cycle and getattr(cycle, "response_started", False)):
+                self.transport.write(BAD_REQUEST_REPLY)  # else the app has answered this request already
+            self.transport.close()
 
         def connection_lost(self, exc):
             if getattr(self, "_deadline", None) is not None:

@@ -963,9 +963,8 @@ def test_connections_over_the_cap_are_closed_at_once_and_the_vault_recovers(capp
     assert_serving(vault)
 
 
-# ---- known defects, each a minimal reproduction (strict: they pass once the reference is fixed) ---
-@pytest.mark.xfail(strict=True, reason="uvicorn's own '400 text/plain Invalid HTTP request received.' reaches "
-                   "the client: not a 4.1 error, not application/json (2.5)")
+# ---- defects the fuzzer found, each a minimal reproduction: fixed ones stay as regression tests;
+# the xfails left are strict where deterministic (they pass once the reference is fixed) ---
 @pytest.mark.parametrize("raw", [b"GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
                                  b"POST /api/v1/enclave HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
                                  b"zz\r\n"])
@@ -973,9 +972,6 @@ def test_unparseable_http_gets_a_4_1_error(vault, raw):
     judge_malformed(vault, raw, Request(raw.split(b" ")[0], raw.split(b" ")[1], [], framing="raw"), shaped_400=True)
 
 
-@pytest.mark.xfail(strict=True, reason="an Upgrade: websocket request goes to uvicorn's websocket protocol, which "
-                   "the app does not serve: 400 with no body for an incomplete handshake, 500 text/plain "
-                   "(4.4: never 5xx) for a complete one, instead of the route's answer (2.1)")
 @pytest.mark.parametrize("handshake", [
     [(b"Upgrade", b"websocket"), (b"Connection", b"upgrade")],
     [(b"Upgrade", b"websocket"), (b"Connection", b"Upgrade"), (b"Sec-WebSocket-Key", b"dGhlIHNhbXBsZSBub25jZQ=="),
@@ -985,15 +981,10 @@ def test_a_websocket_upgrade_header_does_not_change_the_answer(vault, handshake)
     exchange(vault, [Request(b"GET", b"/health", handshake, framing="none")])
 
 
-@pytest.mark.xfail(strict=True, reason="a head declaring more than 32 MiB, with no byte of the body yet, is not "
-                   "refused at once (2.6): the app waits in receive() for a first body chunk, and the "
-                   "connection is closed at the request deadline without the 413")
 def test_a_head_declaring_over_32_mib_is_refused_at_once(vault):
     judge_declared(vault, 32 * MIB + 1, 0, PUBLIC_KEY)
 
 
-@pytest.mark.xfail(strict=True, reason="the edge percent-decodes the path before routing: /api%2Fv1%2Fenclave "
-                   "is served as /api/v1/enclave, though 2.5 compares paths byte for byte")
 @pytest.mark.parametrize("target", [b"/api%2Fv1%2Fenclave", b"/%68ealth"])
 def test_percent_encoded_documented_paths_are_other_paths(vault, target):
     exchange(vault, [Request(b"GET", target, [], framing="none")])
@@ -1026,11 +1017,7 @@ def test_a_pipelined_request_is_answered_not_refused_by_the_head_limit(vault):
             connection.close()
 
 
-def test_a_malformed_chunk_on_a_route_that_ignores_the_body_logs_no_traceback(vault, request):
-    if vault.http == "h11":
-        request.applymarker(pytest.mark.xfail(strict=True, reason="with --http h11, uvicorn answers the bad chunk "
-                                              "400 while the app is running, then the app's own answer raises "
-                                              "h11 LocalProtocolError (state MUST_CLOSE): a Traceback in the log"))
+def test_a_malformed_chunk_on_a_route_that_ignores_the_body_logs_no_traceback(vault):
     before = vault.log().count("Traceback")
     raw = b"GET /health HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nab\r\n0\r\n\r\n"
     judge_malformed(vault, raw, Request(b"GET", b"/health", [], framing="raw"), shaped_400=False)
