@@ -34,20 +34,24 @@ class ServerProcess:
         self.argv = argv
         self.process: subprocess.Popen | None = None
 
-    def start(self) -> "ServerProcess":
+    def start(self, **popen) -> "ServerProcess":
+        """Start the process (``popen``: more Popen arguments, e.g. ``preexec_fn``) and wait for /health."""
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        self.process = subprocess.Popen(self.argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(self.argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                        **popen)
         # Read the server's output as it comes: a pipe nobody reads fills at 64 KiB and then blocks
         # the server's logging, and with it the whole Vault (its enclave logs on the event loop).
         self._output: list[bytes] = []
         self._reader = threading.Thread(target=lambda: self._output.extend(iter(self.process.stdout.readline, b"")),
                                         daemon=True)
         self._reader.start()
-        deadline = time.monotonic() + 30
+        return self.wait_healthy()
+
+    def wait_healthy(self, seconds: float = 30) -> "ServerProcess":
+        deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                self._reader.join(5)
-                raise RuntimeError(f"server exited: {b''.join(self._output).decode(errors='replace')}")
+                raise RuntimeError(f"server exited: {self.output()}")
             try:
                 if httpx.get(self.url + "/health", timeout=1).status_code == 200:
                     return self

@@ -45,16 +45,11 @@ class LoggedServer(ServerProcess):
         self._log = open(self.log_path, "wb")
         self.process = subprocess.Popen(self.argv, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
                                         preexec_fn=_nofile(self.nofile))
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited: {self.log()}")
-            try:
-                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        raise RuntimeError("server did not become healthy")
+        self.wait_healthy()
+        return self
+
+    def output(self) -> str:
+        return self.log()
 
     @property
     def pid(self) -> int:

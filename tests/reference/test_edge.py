@@ -163,19 +163,8 @@ def test_descriptor_exhaustion_does_not_stop_the_vault(tmp_path):
     def low_limit():
         resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
 
-    server = ServerProcess(argv, port, tmp_path)
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    server.process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                      preexec_fn=low_limit)
+    server = ServerProcess(argv, port, tmp_path).start(preexec_fn=low_limit)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(server.url + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                assert time.monotonic() < deadline, "server did not start"
-                time.sleep(0.1)
         idle = []
         for _ in range(400):
             try:
