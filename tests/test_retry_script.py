@@ -28,3 +28,11 @@ def test_a_lasting_failure_gives_up_after_n_tries_with_its_status(tmp_path):
 
 def test_success_runs_once(tmp_path):
     assert run(3, 1, tmp_path) == (0, 1)
+
+
+def test_dash_c_runs_the_command_in_that_directory(tmp_path):
+    where = tmp_path / "there"
+    where.mkdir()
+    completed = subprocess.run([sys.executable, str(SCRIPT), "-C", str(where), "1", sys.executable, "-c",
+                                "import os; print(os.getcwd())"], capture_output=True, text=True)
+    assert completed.returncode == 0 and Path(completed.stdout.strip()) == where.resolve()

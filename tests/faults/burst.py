@@ -31,12 +31,16 @@ class Burst:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _stop: threading.Event = field(default_factory=threading.Event)
     _workers: list[threading.Thread] = field(default_factory=list)
-    acknowledged: threading.Semaphore = field(default_factory=lambda: threading.Semaphore(0))
+    acknowledged: int = 0  # writes whose success reply arrived ("unsure" entries are not)
+    _changed: threading.Condition = field(default_factory=threading.Condition)
 
     def log(self, kind: str, **fields) -> None:
         with self._lock:
             self.entries.append({"kind": kind, **fields})
-        self.acknowledged.release()
+        if kind != "unsure":
+            with self._changed:
+                self.acknowledged += 1
+                self._changed.notify_all()
 
     def count(self, what: str, detail: str = "") -> None:
         with self._lock:
@@ -112,9 +116,13 @@ class Burst:
         return self
 
     def wait_for_acknowledged(self, count: int, timeout: float = 30) -> None:
-        for _ in range(count):
-            if not self.acknowledged.acquire(timeout=timeout):
-                raise AssertionError(f"the burst got fewer than {count} writes acknowledged: {self.answers}")
+        """Wait until ``count`` more writes are acknowledged than when called (counting from the
+        call, so acknowledgements from before a fault never stand in for ones after it)."""
+        with self._changed:
+            target = self.acknowledged + count
+            if not self._changed.wait_for(lambda: self.acknowledged >= target, timeout=timeout):
+                raise AssertionError(f"the burst got fewer than {count} more writes acknowledged "
+                                     f"within {timeout} s: {self.answers}")
 
     def stop(self) -> None:
         self._stop.set()
