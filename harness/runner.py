@@ -8,6 +8,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
+from . import waivers as waiver_list
 from .protocol.client import ProtocolViolation
 from .suites.registry import (
     Check,
@@ -28,32 +29,6 @@ class Result:
     expected: Any = None
     actual: Any = None
     seconds: float = 0.0
-
-    def to_json(self) -> dict:
-        return {
-            "id": self.check.id,
-            "section": self.check.section,
-            "profile": self.check.profile,
-            "level": self.check.level.value,
-            "requirement": self.check.requirement,
-            "verdict": self.verdict.value,
-            "message": self.message,
-            "expected": _jsonable(self.expected),
-            "actual": _jsonable(self.actual),
-            "seconds": round(self.seconds, 4),
-        }
-
-
-def _jsonable(value):
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, bytes):
-        return value.hex()
-    return repr(value)
 
 
 def is_failing(result: Result, *, strict: bool = False) -> bool:
@@ -77,12 +52,17 @@ class Run:
     facts: dict[str, Any] = field(default_factory=dict)
     strict: bool = False
     profiles: tuple[str, ...] = ()
+    # Why the run stopped before every selected check ran (deadline, fail-fast, Ctrl-C), else None.
+    # An incomplete run never passes: what did not run was not shown to conform.
+    incomplete: str | None = None
+    seconds: float = 0.0
+    unused_waivers: list[str] = field(default_factory=list)  # entries that matched no selected check
 
     def failing(self) -> list[Result]:
         return [r for r in self.results if is_failing(r, strict=self.strict)]
 
     def passed(self) -> bool:
-        return not self.failing()
+        return not self.failing() and self.incomplete is None
 
     def counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -146,28 +126,71 @@ def run_check(check: Check, ctx: Context) -> Result:
     return Result(check, verdict, message, expected, actual, time.perf_counter() - started)
 
 
-def apply_waivers(results: list[Result], expected_failures: set[str]) -> None:
-    """Listed checks that fail become WAIVED; listed checks that pass become UNEXPECTED-PASS."""
+def _as_waivers(expected_failures) -> list[waiver_list.Waiver]:
+    """A list of Waiver entries, or (tests, simple callers) a set of plain check ids."""
+    return [w if isinstance(w, waiver_list.Waiver) else waiver_list.Waiver(w, "listed") for w in expected_failures]
+
+
+def apply_waivers(results: list[Result], expected_failures) -> None:
+    """Listed checks that fail become WAIVED; listed checks that pass become UNEXPECTED-PASS.
+
+    A waiver pinned to a message waives only a failure whose message contains it: a check that
+    fails differently stays FAILED, with the pin named.
+    """
+    entries = _as_waivers(expected_failures)
     for result in results:
-        if result.check.id not in expected_failures:
+        waiver = waiver_list.find(entries, result.check.id)
+        if waiver is None:
             continue
+        waiver.used_by.append(result.check.id)
         if result.verdict in (Verdict.FAILED, Verdict.NON_STRICT, Verdict.UNIMPLEMENTED):
+            if waiver.message is not None and waiver.message not in result.message:
+                result.message += f" [not waived: the waiver expects a failure message containing {waiver.message!r}]"
+                continue
             result.verdict = Verdict.WAIVED
+            result.message = f"{result.message} [waived: {waiver.reason}]"
         elif result.verdict is Verdict.OK:
             result.verdict = Verdict.UNEXPECTED_PASS
-            result.message = "listed as an expected failure, but passed: remove it from the list"
+            result.message = (f"listed as an expected failure ({waiver.reason}), but passed: "
+                              "remove it from the list")
 
 
-def run(checks: list[Check], ctx: Context, *, expected_failures: set[str] = frozenset(), strict: bool = False,
-        on_result=None, not_selected: Iterable[Check] = (), profiles: Iterable[str] = ()) -> Run:
+def run(checks: list[Check], ctx: Context, *, expected_failures=(), strict: bool = False,
+        on_result=None, on_start=None, not_selected: Iterable[Check] = (), profiles: Iterable[str] = (),
+        deadline: float | None = None, fail_fast: bool = False) -> Run:
+    """Run ``checks`` in order and judge each.
+
+    ``deadline`` (a ``time.monotonic()`` instant) and ``fail_fast`` stop the run between checks; a
+    check already running finishes (each of its requests is bounded by the client's timeout).
+    Ctrl-C stops it too. The checks that did not run are NOT-RUN and the run is ``incomplete``.
+    """
+    waivers = _as_waivers(expected_failures)
     outcome = Run(ctx.target, strict=strict, profiles=tuple(profiles))
-    for check in sorted(checks, key=lambda c: c.final):
-        result = run_check(check, ctx)
-        apply_waivers([result], set(expected_failures))
-        outcome.results.append(result)
-        if on_result:
-            on_result(result)
+    started = time.monotonic()
+    ordered = sorted(checks, key=lambda c: c.final)
+    done = 0
+    try:
+        for check in ordered:
+            if deadline is not None and time.monotonic() >= deadline:
+                outcome.incomplete = "the --deadline passed"
+                break
+            if on_start:
+                on_start(check)
+            result = run_check(check, ctx)
+            apply_waivers([result], waivers)
+            outcome.results.append(result)
+            done += 1
+            if on_result:
+                on_result(result)
+            if fail_fast and is_failing(result, strict=strict):
+                outcome.incomplete = f"--fail-fast: {check.id} failed the run"
+                break
+    except KeyboardInterrupt:
+        outcome.incomplete = "interrupted (Ctrl-C)"
+    outcome.results += [Result(check, Verdict.NOT_RUN, f"not run: {outcome.incomplete}") for check in ordered[done:]]
     outcome.results += [Result(check, Verdict.NOT_SELECTED, "outside the selected profiles or --select")
                         for check in not_selected]
+    outcome.seconds = time.monotonic() - started
+    outcome.unused_waivers = [w.pattern for w in waivers if not w.used_by]
     outcome.facts = {k: v for k, v in ctx.facts.items() if not k.startswith("_")}
     return outcome

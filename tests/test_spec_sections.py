@@ -62,3 +62,10 @@ def test_check_ids_named_in_spec_exist():
 
 def _key(number: str) -> tuple[int, ...]:
     return tuple(int(part) for part in number.split("."))
+
+
+def test_the_spec_version_the_harness_reports_is_the_one_the_spec_states():
+    from harness.suites.registry import SPEC_VERSION
+
+    stated = re.search(r"\*\*Specification version: ([0-9.]+)\*\*", (SPEC_DIR / "README.md").read_text(encoding="utf-8"))
+    assert stated and stated.group(1) == SPEC_VERSION

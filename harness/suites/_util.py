@@ -6,7 +6,33 @@ import json
 import uuid
 from datetime import datetime
 
+from hypothesis import HealthCheck, Phase, seed, settings
+
 from .registry import CheckFailed, CheckUnimplemented
+
+
+def seeded(ctx, test):
+    """``test`` (a @given function or a state machine class) seeded with the run's ``--seed``: the
+    CLI always sets one (a random one when none is given) and records it, so any run's property
+    checks can be replayed exactly."""
+    run_seed = ctx.options.get("seed")
+    return seed(run_seed)(test) if run_seed is not None else test
+
+
+def property_settings(ctx, default: int, **extra) -> settings:
+    """Hypothesis settings for a property check against a live target: ``--examples`` or ``default``
+    examples, no deadline, no example database, no shrinking (every step costs round trips to the
+    target; the first failure is reported as found)."""
+    return settings(max_examples=ctx.options.get("examples") or default, deadline=None, database=None,
+                    suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.reuse, Phase.generate],
+                    **extra)
+
+
+def property_check(ctx, default: int, **extra):
+    """Decorator for a @given function: ``property_settings`` and the run's seed."""
+    def decorate(test):
+        return seeded(ctx, property_settings(ctx, default, **extra)(test))
+    return decorate
 
 
 def require(condition: bool, message: str, *, expected=None, actual=None) -> None:

@@ -4,28 +4,16 @@ from __future__ import annotations
 
 import json
 
-from hypothesis import HealthCheck, Phase, example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from harness.protocol import envelope
 from harness.protocol.client import ProtocolViolation
 
-from ._util import expect_success, expect_unencrypted_error, request_bytes, require, top_up_record
+from ._util import property_check, expect_success, expect_unencrypted_error, request_bytes, require, top_up_record
 from .registry import CheckFailed, Context, Level, Observation, check
 
 FRESHNESS_SAMPLES = 200
-
-
-def _hypothesis_settings(ctx: Context, default: int):
-    return settings(
-        max_examples=ctx.options.get("examples") or default,
-        deadline=None,
-        database=None,
-        derandomize=ctx.options.get("derandomize", False),
-        suppress_health_check=list(HealthCheck),
-        # No shrinking: each step costs round trips to the target; the first failure is reported as found.
-        phases=[Phase.explicit, Phase.reuse, Phase.generate],
-    )
 
 
 @check("e2e/health", section="2.1", level=Level.MUST,
@@ -116,7 +104,7 @@ def response_lowercase_hex(ctx: Context):
 @check("e2e/round-trip-arbitrary", section="3.2", level=Level.MUST,
        requirement="Any UTF-8 JSON message MUST survive the round trip: ping echoes arbitrary text exactly.")
 def round_trip_arbitrary(ctx: Context):
-    @_hypothesis_settings(ctx, 40)
+    @property_check(ctx, 40)
     @given(st.text(max_size=300))
     # Always tried, whatever the random draw: edge whitespace, combining marks, astral planes, NUL, empty.
     @example(" \t edge whitespace \r\n ")
@@ -133,7 +121,7 @@ def round_trip_arbitrary(ctx: Context):
 @check("e2e/forward-secrecy", section="10.1", level=Level.MUST,
        requirement="Request i's ephemeral secret MUST open request i and response i, and nothing else.")
 def forward_secrecy(ctx: Context):
-    @_hypothesis_settings(ctx, 10)
+    @property_check(ctx, 10)
     @given(st.lists(st.text(max_size=40), min_size=2, max_size=5))
     def prop(messages):
         exchanges = [_ping(ctx, m) for m in messages]
@@ -209,7 +197,7 @@ def bit_flip_rejected(ctx: Context):
     secret, sealed = ctx.client.seal(request_bytes("ping", {"message": "property"}))
     fields = {"ephemeralPublicKey": 255, "nonce": 192, "ciphertext": len(sealed.ciphertext) * 8}
 
-    @_hypothesis_settings(ctx, 60)
+    @property_check(ctx, 60)
     @given(st.sampled_from(sorted(fields)).flatmap(lambda f: st.tuples(st.just(f), st.integers(0, fields[f] - 1))))
     def prop(target):
         name, bit = target

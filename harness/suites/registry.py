@@ -20,6 +20,10 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 
+# The version of docs/spec/ that these checks enforce (its README states it; a test keeps them equal).
+SPEC_VERSION = "0.13"
+
+
 class Level(str, enum.Enum):
     MUST = "MUST"
     SHOULD = "SHOULD"
@@ -36,6 +40,7 @@ class Verdict(str, enum.Enum):
     WAIVED = "WAIVED"  # failed, and listed as an expected failure
     UNEXPECTED_PASS = "UNEXPECTED-PASS"  # listed as expected failure, yet passed: fails the run
     NOT_SELECTED = "NOT-SELECTED"  # outside the run's profiles or --select: not run, never OK
+    NOT_RUN = "NOT-RUN"  # selected, but the run stopped first (--deadline, --fail-fast, Ctrl-C): never OK
 
 
 # Conformance profiles (spec §1.4): the ones the spec defines today, in the order reports list them.

@@ -14,11 +14,11 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import given
 from hypothesis import example as hypothesis_example
 from hypothesis import strategies as st
 
-from ._util import expect_encrypted_error, expect_success, is_iso8601, is_uuid, require
+from ._util import expect_encrypted_error, expect_success, is_iso8601, is_uuid, property_check, require
 from .account_model import (
     GET_MEMBERS, AccountModel, ModelAccount, ModelMismatch, parse_timestamp, require_members, scan_for_leaks,
 )
@@ -459,12 +459,6 @@ _METADATA_EXAMPLES = [
 ]
 
 
-def _metadata_settings(ctx: Context, default: int):
-    return settings(max_examples=ctx.options.get("examples") or default, deadline=None, database=None,
-                    derandomize=ctx.options.get("derandomize", False), suppress_health_check=list(HealthCheck),
-                    phases=[Phase.explicit, Phase.reuse, Phase.generate])  # no shrinking: it costs round trips
-
-
 def _with_examples(test):
     for example in reversed(_METADATA_EXAMPLES):
         test = hypothesis_example(example)(test)
@@ -478,7 +472,7 @@ def _with_examples(test):
 def metadata_roundtrip(ctx: Context):
     session = _Session(ctx)
 
-    @_metadata_settings(ctx, 20)
+    @property_check(ctx, 20)
     @given(st.dictionaries(st.text(max_size=24), st.text(max_size=60), max_size=6))
     @_with_examples
     def prop(metadata):

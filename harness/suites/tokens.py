@@ -28,7 +28,7 @@ from eth_account import Account
 from eth_account.messages import encode_defunct, encode_typed_data
 from eth_keys import keys as eth_keys
 from eth_utils import keccak
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine, initialize, invariant, precondition, rule, run_state_machine_as_test,
@@ -37,7 +37,7 @@ from hypothesis.stateful import (
 from harness.protocol import envelope
 
 from . import policy_model as model
-from ._util import expect_encrypted_error, expect_success, is_uuid, require
+from ._util import expect_encrypted_error, expect_success, is_uuid, property_check, property_settings, require, seeded
 from .account_model import parse_timestamp
 from .registry import CheckFailed, CheckUnimplemented, Context, Level, Observation, check
 
@@ -1571,12 +1571,6 @@ def hostile_pattern(ctx: Context):
 
 # ==== generated policies and payloads (hypothesis) ===========================================================
 
-def _settings(ctx: Context, default: int, **extra):
-    return settings(max_examples=ctx.options.get("examples") or default, deadline=None, database=None,
-                    derandomize=ctx.options.get("derandomize", False), suppress_health_check=list(HealthCheck),
-                    phases=[Phase.explicit, Phase.reuse, Phase.generate], **extra)
-
-
 # Patterns both RE2 and Python read the same way: literals, classes, anchors, alternation, repeats.
 _ATOMS = st.sampled_from(["a", "b", "1", "0", "7", ".", "[0-9]", "[ab]", "x", "payments", "ops", "true", "0x"])
 
@@ -1728,7 +1722,7 @@ def policy_property(ctx: Context):
                                               {"team": "ops", "tier": 7, "n": "7"}, {})]
     addresses = [e["address"] for e in pool]
 
-    @_settings(ctx, 25)
+    @property_check(ctx, 25)
     @given(st.data())
     def prop(data):
         operation, policies, options = data.draw(generated_request(addresses, account.metadata_of))
@@ -1861,7 +1855,7 @@ def stateful(ctx: Context):
                 require(actual == expected, "the token list disagrees with the model (id, revokedAt, isRotated)",
                         expected=expected, actual=actual)
 
-    run_state_machine_as_test(Tokens, settings=_settings(ctx, 3, stateful_step_count=steps))
+    run_state_machine_as_test(seeded(ctx, Tokens), settings=property_settings(ctx, 3, stateful_step_count=steps))
 
 
 # ==== what the spec leaves open: observed, not judged =======================================================

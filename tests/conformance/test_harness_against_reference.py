@@ -68,7 +68,7 @@ def test_harness_names_the_broken_requirement(fault, check_id, tmp_path):
 
 def test_expected_failure_list_waives_and_flags_unexpected_passes(reference_server, tmp_path):
     waivers = tmp_path / "expected-failures.txt"
-    waivers.write_text("e2e/health  # passes on the reference, so listing it must fail the run\n")
+    waivers.write_text("e2e/health | passes on the reference, so listing it must fail the run\n")
     code, report, output = run_harness(reference_server.url, tmp_path, "--select", "e2e/health",
                                        "--expected-failures", str(waivers))
     assert code == 1 and ran(report) == {"e2e/health": "UNEXPECTED-PASS"}, output

@@ -62,7 +62,7 @@ def test_every_file_and_schema_is_named_in_provenance():
 
 
 def test_verbatim_copies_are_unmodified():
-    rows = re.findall(r"^\| `([\w/.-]+\.json)` \|[^\n]*\| `([0-9a-f]{64})` \|$", _provenance(), re.M)
+    rows = re.findall(r"^\| `([\w/.-]+\.(?:json|xsd))` \|[^\n]*\| `([0-9a-f]{64})` \|$", _provenance(), re.M)
     assert len(rows) >= 7, "PROVENANCE.md lost its table of verbatim copies"
     root = resources.files(vectors)
     for path, digest in rows:
