@@ -145,6 +145,38 @@ def pcrs_of_eif(path: Path) -> dict[int, bytes]:
     return {index: bytes.fromhex(value) for index, value in pcrs.items()}
 
 
+def http_options(args) -> dict:
+    """httpx options for a real deployment: CA bundle or --insecure, extra headers, a proxy."""
+    import ssl
+
+    options: dict = {}
+    if args.ca_bundle and args.insecure:
+        raise UsageError("--ca-bundle and --insecure exclude each other")
+    if args.ca_bundle:
+        try:
+            options["verify"] = ssl.create_default_context(cafile=str(args.ca_bundle))
+        except (OSError, ssl.SSLError) as error:
+            raise _bad("--ca-bundle", args.ca_bundle, f"not a readable PEM CA bundle ({error})") from None
+    if args.insecure:
+        options["verify"] = False
+    headers = {}
+    for header in args.header or []:
+        name, colon, value = header.partition(":")
+        name = name.strip()
+        if not colon or not name or any(not (ch.isalnum() or ch in "!#$%&'*+-.^_`|~") for ch in name) \
+                or any(ch in value for ch in "\r\n\x00"):
+            raise _bad("--header", repr(header), "must be 'Name: value' (an HTTP token, then a colon)")
+        headers[name] = value.strip()
+    if headers:
+        options["headers"] = headers
+    if args.proxy:
+        parts = urllib.parse.urlsplit(args.proxy)
+        if parts.scheme not in ("http", "https", "socks5") or not parts.hostname:
+            raise _bad("--proxy", args.proxy, "not a proxy URL (http://host:port)")
+        options["proxy"] = args.proxy
+    return options
+
+
 def prepare_report_dir(path: Path) -> Path:
     """Checked before anything runs: a run must never end with nowhere to write its verdict."""
     if path.exists() and not path.is_dir():
@@ -355,6 +387,7 @@ def cmd_run(args) -> int:
     roots = [read_root(path) for path in args.attestation_root or []]
     expected = [read_pcrs(path) for path in args.expected_pcrs or []]
     expected += [pcrs_of_eif(path) for path in args.expected_pcrs_from_eif or []]
+    transport = http_options(args)
     report_dir = prepare_report_dir(args.report_dir) if args.report_dir else None
     seed = args.seed if args.seed is not None else secrets.randbelow(2**32)
     info = report.RunInfo(options=_options_record(args), seed=seed, started_at=datetime.now(timezone.utc))
@@ -369,13 +402,15 @@ def cmd_run(args) -> int:
         args.attestation_root_from_target = True
         if not expected:
             args.allow_debug = True
-    client = VaultClient(target, timeout=args.timeout)
+    client = VaultClient(target, timeout=args.timeout, http_options=transport)
     try:
         preflight(client, args.timeout)
         if args.attestation_root_from_target:
             roots.append(dev_root_from_target(client))
         options = {"examples": args.examples, "seed": seed, "allow_debug": args.allow_debug,
                    "attestation_roots": roots, "expected_pcrs": expected or None}
+        if args.quick:
+            options.update(QUICK_OPTIONS, examples=args.examples or QUICK_OPTIONS["examples"])
         ctx = Context(target, client, options)
         out.line(f"vault-harness {report.harness_version()} (spec {SPEC_VERSION}): {len(checks)} checks of "
                  f"profiles {', '.join(profiles)} against {target}; seed {seed} (replay with --seed {seed})")
@@ -420,6 +455,11 @@ def _hint(outcome, client: VaultClient, args) -> str | None:
     return None
 
 
+# --quick: every check still runs (each MUST is still shown), with less repetition: fewer property
+# examples, a smaller freshness sample, shorter state-machine runs. bench/bench_quick.py times it.
+QUICK_OPTIONS = {"examples": 3, "freshness_samples": 40, "stateful_steps": 4}
+
+
 # Subcommands whose parser lives with their code: every argument after the name goes to it.
 DELEGATED = {
     "audit-policy": ("harness.kms.audit", "audit a KMS key policy against attested PCRs"),
@@ -447,6 +487,13 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     where.add_argument("--spawn-port", type=int, default=0, help="port for --spawn-reference (0: a free one); "
                                                                   "a port in use is refused")
     where.add_argument("--timeout", type=float, default=10.0, help="seconds for each HTTP request")
+    where.add_argument("--ca-bundle", type=Path, help="PEM file of CAs to trust for an https target (default: the "
+                                                      "system's)")
+    where.add_argument("--insecure", action="store_true", help="do not verify the target's TLS certificate (the "
+                                                               "envelope is end-to-end encrypted either way)")
+    where.add_argument("--header", action="append", help="'Name: value' sent with every request, e.g. a gateway's "
+                                                         "API key (repeatable)")
+    where.add_argument("--proxy", help="HTTP(S) proxy URL to reach the target through")
     what = run.add_argument_group("what to check")
     what.add_argument("--profile", action="append",
                       help=f"conformance profile(s) to require, repeatable or comma-separated (default: all of "
@@ -463,6 +510,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     how = run.add_argument_group("how long")
     how.add_argument("--deadline", type=float, default=None,
                      help="seconds for the whole run; checks not started by then are NOT-RUN and the run fails")
+    how.add_argument("--quick", action="store_true",
+                     help="every check, less repetition (property examples, freshness sample, state-machine steps): "
+                          "for every commit; the full run for releases")
     how.add_argument("--fail-fast", action="store_true", help="stop after the first result that fails the run")
     att = run.add_argument_group("attestation")
     att.add_argument("--attestation-root", type=Path, action="append",

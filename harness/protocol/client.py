@@ -91,6 +91,9 @@ class VaultClient:
     base_url: str
     timeout: float = 10.0
     random_bytes: Callable[[int], bytes] = os.urandom
+    # What a real deployment needs between the harness and the Vault: ``verify`` (a CA bundle path,
+    # or False for --insecure), ``headers`` sent with every request, ``proxy``. Passed to httpx.
+    http_options: dict = field(default_factory=dict)
     _http: httpx.Client = field(init=False, repr=False)
     _public_key: bytes | None = field(default=None, init=False, repr=False)
     answers: list[Answer] = field(default_factory=list, init=False, repr=False)
@@ -101,7 +104,7 @@ class VaultClient:
     def __post_init__(self):
         self.base_url = self.base_url.rstrip("/")
         self._http = httpx.Client(base_url=self.base_url, timeout=self.timeout,
-                                  event_hooks={"response": [self._record]})
+                                  event_hooks={"response": [self._record]}, **self.http_options)
 
     def _record(self, response: httpx.Response) -> None:
         """Keep every answer, whichever check made the request (see the module docstring)."""

@@ -19,6 +19,9 @@ import re
 
 try:  # google-re2: the engine family the spec names
     import re2 as _re2
+
+    _QUIET = _re2.Options()
+    _QUIET.log_errors = False  # a pattern RE2 refuses is a verdict here, not a line on the user's stderr
 except ImportError:  # pragma: no cover - depends on the environment
     _re2 = None
 
@@ -121,7 +124,7 @@ def pattern_problem(pattern) -> str | None:
         return f"a pattern is limited to {PATTERN_LIMIT} bytes"
     if _re2 is not None:
         try:
-            _re2.compile(pattern)
+            _re2.compile(pattern, _QUIET)
         except Exception as error:  # re2.error: RE2 does not compile it
             return f"the pattern does not compile under RE2 ({str(error)[:60]})"
         return None

@@ -81,6 +81,11 @@ BAD_USAGE = [
     (["run", "--target", UNREACHABLE, "--spawn-reference"], "exactly one of --target"),
     (["run", "--spawn-reference", "--spawn-port", "70000"], "--spawn-port"),
     (["run", "--target", UNREACHABLE, "--quiet", "--verbose"], "not allowed with"),
+    (["run", "--target", UNREACHABLE, "--header", "no colon"], "--header"),
+    (["run", "--target", UNREACHABLE, "--header", "Bad Name: x"], "--header"),
+    (["run", "--target", UNREACHABLE, "--ca-bundle", "{t}/a-file"], "--ca-bundle"),
+    (["run", "--target", UNREACHABLE, "--ca-bundle", "{t}/a-file", "--insecure"], "exclude each other"),
+    (["run", "--target", UNREACHABLE, "--proxy", "nope"], "--proxy"),
     (["list", "--profile", "nope"], "--profile"),
     (["frobnicate"], "invalid choice"),
 ]
@@ -130,6 +135,42 @@ def test_a_target_that_accepts_but_never_answers_is_exit_3_within_the_timeout():
         code, _, err = harness("run", "--target", f"http://127.0.0.1:{silent.getsockname()[1]}", "--timeout", "1")
     assert code == cli.EXIT_COULD_NOT_RUN and "no answer within --timeout 1 s" in one_line_and_no_traceback(err)
     assert time.monotonic() - started < 20
+
+
+def test_headers_and_proxy_reach_the_wire(tmp_path):
+    """--header goes with every request; --proxy sends them through the proxy (absolute-form URLs)."""
+    import http.server
+    import threading
+
+    seen: list[tuple[str, str | None]] = []
+
+    class Health(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            seen.append((self.path, self.headers.get("X-Api-Key")))
+            body = b'{"status": "ok"}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Health)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    here = f"http://127.0.0.1:{server.server_port}"
+    try:
+        code, out, err = harness("run", "--target", here, "--select", "e2e/health", "--header", "X-Api-Key: k1")
+        assert code == 0, out + err
+        assert ("/health", "k1") in seen
+        seen.clear()
+        code, out, err = harness("run", "--target", "http://vault.invalid:8080", "--select", "e2e/health",
+                                 "--proxy", here)
+        assert code == 0, out + err
+        assert ("http://vault.invalid:8080/health", None) in seen  # the request went to the proxy
+    finally:
+        server.shutdown()
 
 
 def test_spawn_port_in_use_is_refused_not_checked():
