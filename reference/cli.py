@@ -60,6 +60,21 @@ def build_enclave(config: Config, resources: list | None = None):
                    static_key_epoch=config.static_key_epoch, key_policy_source=key_policy)
 
 
+def describe(config: Config) -> str:
+    """Where the keys and records come from, in one line for the start-up message."""
+    if config.insecure_dev_master_key_file:
+        key = f"master key: INSECURE development file {config.master_key_file}"
+    elif config.kms_key_id:
+        key = f"master key: KMS {config.kms_key_id}"
+    else:
+        key = "master key: the embedded mock KMS"
+    nsm = "NSM: /dev/nsm" if config.nsm == "device" else (
+        "NSM: simulated (development root at /api/v1/enclave/attestation/dev-root"
+        + (", debug mode" if config.nsm_debug else "") + ")")
+    store = "store: PostgreSQL" if config.database_url else f"store: SQLite {config.database}"
+    return "; ".join((key, nsm, store))
+
+
 def build_store(config: Config):
     """PostgreSQL when a database URL is given (instances may share it), else SQLite in the data directory."""
     if config.database_url:
@@ -104,6 +119,7 @@ def _run_http(app, config: Config, http: str = "auto", loop: str = "auto", reque
     from .host.edge import EdgeLimits, guarded_protocol, protocol_class
 
     limits = EdgeLimits(request_timeout=request_timeout or EdgeLimits.request_timeout)
+    print(f"vault-reference: serving http://{config.host}:{config.port} ({describe(config)})", flush=True)
     # "auto" is uvicorn's own choice: httptools and uvloop when installed, else h11 and asyncio;
     # either protocol runs inside the edge's limits (host/edge.py, spec 2.6).
     uvicorn.run(app, host=config.host, port=config.port, access_log=False, log_level="warning",
@@ -111,6 +127,36 @@ def _run_http(app, config: Config, http: str = "auto", loop: str = "auto", reque
                 timeout_keep_alive=limits.idle_timeout, h11_max_incomplete_event_size=limits.max_head_bytes,
                 backlog=limits.accept_burst,
                 ws="none")  # no WebSocket: an Upgrade header gets the route's ordinary answer (2.1)
+
+
+def _config(args) -> Config:
+    """The configuration, checked as far as it can be before starting: ports, files, addresses."""
+    config = Config.from_env(
+        host=getattr(args, "host", None), port=getattr(args, "port", None),
+        data_dir=getattr(args, "data_dir", None), nsm=getattr(args, "nsm", None),
+        nsm_debug=getattr(args, "nsm_debug", None), pcrs_file=getattr(args, "pcrs_file", None),
+        kms_key_id=getattr(args, "kms_key_id", None), kms_region=getattr(args, "kms_region", None),
+        kms_endpoint=getattr(args, "kms_endpoint", None),
+        insecure_dev_master_key_file=getattr(args, "insecure_dev_master_key_file", None),
+        static_key_epoch=getattr(args, "static_key_epoch", None),
+        database_url=getattr(args, "database_url", None))
+    if config.pcrs_file is not None:
+        try:
+            config.load_pcrs()
+        except OSError as error:
+            raise ValueError(f"--pcrs-file {config.pcrs_file}: cannot be read ({error.strerror or error})") from None
+        except ValueError as error:  # not JSON, no PCRn, bad hex
+            raise ValueError(f"--pcrs-file {config.pcrs_file}: {error}") from None
+    from .framing import parse_address
+
+    for option in ("listen", "enclave"):
+        address = getattr(args, option, None)
+        if address is not None:
+            try:
+                parse_address(address)
+            except ValueError as error:
+                raise ValueError(f"--{option} {address}: {error}") from None
+    return config
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -154,21 +200,17 @@ def main(argv: list[str] | None = None) -> int:
     host.add_argument("--enclave-timeout", type=float, default=None,
                       help="seconds to wait for the enclave's answer before 503 (default 30)")
     args = parser.parse_args(argv)
+    try:
+        config = _config(args)
+    except (ValueError, OSError) as error:  # bad usage: one line, exit 2, before anything starts
+        print(f"vault-reference: {error}", file=sys.stderr, flush=True)
+        return 2
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     from .enclave.errors import VaultError
 
     resources: list = []
     try:
-        config = Config.from_env(
-            host=getattr(args, "host", None), port=getattr(args, "port", None),
-            data_dir=getattr(args, "data_dir", None), nsm=getattr(args, "nsm", None),
-            nsm_debug=getattr(args, "nsm_debug", None), pcrs_file=getattr(args, "pcrs_file", None),
-            kms_key_id=getattr(args, "kms_key_id", None), kms_region=getattr(args, "kms_region", None),
-            kms_endpoint=getattr(args, "kms_endpoint", None),
-            insecure_dev_master_key_file=getattr(args, "insecure_dev_master_key_file", None),
-            static_key_epoch=getattr(args, "static_key_epoch", None),
-            database_url=getattr(args, "database_url", None))
         if args.command == "serve":
             _run_http(build_app(config, resources=resources), config, http=args.http, loop=args.loop,
                       request_timeout=args.request_timeout)
