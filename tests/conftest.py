@@ -90,3 +90,51 @@ def reference_server(tmp_path_factory):
     yield server
     output = server.stop()
     assert "Traceback" not in output, output
+
+
+# ---- Docker (the image tests: tests/enclave_build, tests/harness/test_container_image.py) ------------
+
+def docker_available() -> bool:
+    try:
+        import docker
+
+        client = docker.from_env(timeout=5)
+        client.ping()
+        client.close()
+        return True
+    except Exception:
+        return False
+
+
+@pytest.fixture(scope="session")
+def docker_client():
+    if not docker_available():
+        # CI starts an engine (.ci/run): there, its absence is a failure, never a silent skip.
+        (pytest.fail if os.environ.get("CI") else pytest.skip)(
+            f"no Docker engine reachable (DOCKER_HOST={os.environ.get('DOCKER_HOST', '')!r})")
+    import docker
+
+    client = docker.from_env(timeout=120)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def base_image(docker_client, tmp_path_factory):
+    """The project's debootstrapped python3 base, built once per session (root and debootstrap
+    needed), or ``$VAULT_ENCLAVE_BASE`` (an image ID) when a CI job has built it already."""
+    import uuid
+
+    from enclave_build import reference_image as ri
+
+    pinned = os.environ.get("VAULT_ENCLAVE_BASE")
+    if pinned:
+        yield pinned
+        return
+    image_id = ri.build_base(docker_client, tag=f"{ri.BASE_REPOSITORY}:test-{uuid.uuid4().hex[:8]}",
+                             workdir=tmp_path_factory.mktemp("base"))
+    yield image_id
+    try:
+        docker_client.images.remove(image_id, force=True)
+    except Exception:
+        pass  # still the parent of an image another test holds

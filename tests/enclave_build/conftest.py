@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
-import os
 import tarfile
 from pathlib import Path
 
@@ -174,31 +173,6 @@ def app_layers() -> list[bytes]:
         {"name": "home/user-file", "data": b"u", "uid": 1000, "gid": 1000, "mode": 0o600},
     ])
     return [base, top]
-
-
-def docker_available() -> bool:
-    try:
-        import docker
-
-        client = docker.from_env(timeout=5)
-        client.ping()
-        client.close()
-        return True
-    except Exception:
-        return False
-
-
-@pytest.fixture(scope="session")
-def docker_client():
-    if not docker_available():
-        # CI starts an engine (.ci/run): there, its absence is a failure, never a silent skip.
-        (pytest.fail if os.environ.get("CI") else pytest.skip)(
-            f"no Docker engine reachable (DOCKER_HOST={os.environ.get('DOCKER_HOST', '')!r})")
-    import docker
-
-    client = docker.from_env(timeout=120)
-    yield client
-    client.close()
 
 
 def write_parts(tmp_path: Path, kernel: bytes, ramdisks: list[bytes]):

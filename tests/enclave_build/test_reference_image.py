@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -28,21 +27,6 @@ pytestmark = pytest.mark.docker
 
 REPO = ri.default_repo_root()
 RUN_ID = uuid.uuid4().hex[:8]
-
-
-@pytest.fixture(scope="session")
-def base_image(docker_client, tmp_path_factory):
-    pinned = os.environ.get("VAULT_ENCLAVE_BASE")
-    if pinned:
-        yield pinned
-        return
-    image_id = ri.build_base(docker_client, tag=f"{ri.BASE_REPOSITORY}:test-{RUN_ID}",
-                             workdir=tmp_path_factory.mktemp("base"))
-    yield image_id
-    try:
-        docker_client.images.remove(image_id, force=True)
-    except Exception:
-        pass  # still the parent of an image another test module holds
 
 
 @pytest.fixture(scope="session")
