@@ -57,7 +57,8 @@ def build_enclave(config: Config, resources: list | None = None):
             client, nsm, kms.DataKeyFile(config.data_dir / kms.DATA_KEY_FILE), key_id)
         key_policy = KeyPolicySource(key_arn, client.get_key_policy)
     return Enclave(kv=build_store(config), master_key=master_key, nsm=nsm,
-                   static_key_epoch=config.static_key_epoch, key_policy_source=key_policy)
+                   static_key_epoch=config.static_key_epoch, key_policy_source=key_policy,
+                   replay_window=config.replay_window, response_binding=config.response_binding)
 
 
 def describe(config: Config) -> str:
@@ -139,7 +140,8 @@ def _config(args) -> Config:
         kms_endpoint=getattr(args, "kms_endpoint", None),
         insecure_dev_master_key_file=getattr(args, "insecure_dev_master_key_file", None),
         static_key_epoch=getattr(args, "static_key_epoch", None),
-        database_url=getattr(args, "database_url", None))
+        database_url=getattr(args, "database_url", None),
+        replay_window=getattr(args, "replay_window", None), response_binding=getattr(args, "response_binding", None))
     if config.pcrs_file is not None:
         try:
             config.load_pcrs()
@@ -183,6 +185,11 @@ def main(argv: list[str] | None = None) -> int:
                              help="INSECURE, development only: a plain master key file in the data directory")
         command.add_argument("--static-key-epoch", type=int,
                              help="epoch of the static X25519 key derived from the master key (default 1)")
+        command.add_argument("--replay-window", type=int,
+                             help="refuse a request whose ephemeral key was among the last N seen (spec 10.7.1; "
+                                  "default 0: off; per instance, bounded by memory)")
+        command.add_argument("--no-response-binding", dest="response_binding", action="store_false", default=None,
+                             help="do not echo a caller's responseBinding (spec 10.7.2; for demonstrations only)")
         command.add_argument("--database-url",
                              help="postgresql://... : store in PostgreSQL, shareable by several instances "
                              "(env VAULT_DATABASE_URL; default SQLite in the data directory)")

@@ -25,6 +25,10 @@ class Config:
     static_key_epoch: int = 1
     # The store: PostgreSQL at this URL (several instances may share it), else SQLite in data_dir.
     database_url: str | None = None
+    # Mitigations of spec 10.7: a replay window of this many requests (0: off, the default), and
+    # the echo of a caller's responseBinding (on by default: only a caller that sends one sees it).
+    replay_window: int = 0
+    response_binding: bool = True
 
     @property
     def database(self) -> Path:
@@ -50,6 +54,8 @@ class Config:
                 os.environ.get("VAULT_INSECURE_DEV_MASTER_KEY_FILE", "") in ("1", "true", "yes"),
             "static_key_epoch": int(os.environ.get("VAULT_STATIC_KEY_EPOCH", cls.static_key_epoch)),
             "database_url": os.environ.get("VAULT_DATABASE_URL") or None,
+            "replay_window": int(os.environ.get("VAULT_REPLAY_WINDOW", cls.replay_window)),
+            "response_binding": os.environ.get("VAULT_RESPONSE_BINDING", "1") not in ("0", "false", "no"),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         config = cls(**values)
@@ -61,6 +67,8 @@ class Config:
             raise ValueError("--kms-key-id and --insecure-dev-master-key-file exclude each other")
         if config.database_url and not config.database_url.startswith(("postgresql://", "postgres://")):
             raise ValueError("the database URL must start with postgresql:// (without it: SQLite in the data directory)")
+        if not 0 <= config.replay_window <= 10_000_000:
+            raise ValueError(f"--replay-window must be 0 (off) to 10000000 requests, not {config.replay_window}")
         if config.nsm not in ("simulated", "device"):
             raise ValueError(f"nsm must be 'simulated' or 'device', not {config.nsm!r}")
         return config

@@ -100,6 +100,9 @@ class VaultClient:
     # Every ephemeral secret the client sealed with, by its public key: lets the final checks
     # recompute the keys of any request in the record and look for them in error messages.
     secrets: dict[bytes, bytes] = field(default_factory=dict, init=False, repr=False)
+    # The responseBinding (spec 10.7.2) each bound request carried, by its public key: a reply to
+    # one may echo it, and the final shape check must know which replies may.
+    bindings: dict[bytes, str] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self):
         self.base_url = self.base_url.rstrip("/")

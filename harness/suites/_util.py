@@ -124,10 +124,17 @@ REPLY_MEMBERS = frozenset({"success", "data", "error"})
 UNENCRYPTED_REQUIRED = frozenset({"message", "status", "type"})
 
 
-def reply_shape_problem(reply) -> str | None:
-    """What is wrong with a decrypted reply's shape (spec §4.2), or None."""
+def reply_shape_problem(reply, binding: str | None = None) -> str | None:
+    """What is wrong with a decrypted reply's shape (spec §4.2), or None.
+
+    ``binding``: the ``responseBinding`` the request carried (10.7.2); the reply may then echo it,
+    exactly, as a fourth member. Without one in the request, no fourth member is allowed."""
     if not isinstance(reply, dict):
         return f"the reply is not a JSON object: {str(reply)[:80]}"
+    if binding is not None and "responseBinding" in reply:
+        if reply["responseBinding"] != binding:
+            return f"responseBinding {str(reply['responseBinding'])[:70]!r} is not the request's"
+        reply = {k: v for k, v in reply.items() if k != "responseBinding"}
     if set(reply) != REPLY_MEMBERS:
         return f"the reply's members are {sorted(reply)}, not exactly {sorted(REPLY_MEMBERS)}"
     if reply["success"] is True:
@@ -169,6 +176,21 @@ def unencrypted_shape_problem(body, http_status: int) -> str | None:
     return None
 
 
+def bound_exchange(client, operation: str, options: dict | None = None):
+    """An exchange whose request carries a fresh ``responseBinding`` (spec 5.2, 10.7.2), recorded in
+    ``client.bindings`` so that the final checks know its reply may echo it; (exchange, binding)."""
+    import os
+
+    binding = os.urandom(32).hex()
+    request = {"operation": operation, "responseBinding": binding}
+    if options is not None:
+        request["options"] = options
+    plaintext = json.dumps(request).encode()
+    secret, sealed = client.seal(plaintext)
+    client.bindings[sealed.ephemeral_public_key] = binding
+    return client.read_reply(plaintext, secret, sealed, client.post_raw(sealed.to_bytes())), binding
+
+
 def top_up_record(ctx) -> None:
     """Make sure the run's record holds every kind of answer the final checks judge, so that they
     mean something even when run alone: successes, encrypted errors, a replay, unencrypted errors,
@@ -195,6 +217,9 @@ def top_up_record(ctx) -> None:
                       b"[1]", b"{}", request_bytes("ping", {"message": 7}),
                       request_bytes("serviceAccount:get", auth=refused)):
         attempt(lambda p=plaintext: client.exchange(p))
+    # Bound requests (10.7.2), a success and a failure: a Vault that echoes a binding must echo it exactly.
+    for operation in ("ping", "conformance:no-such-operation"):
+        attempt(lambda o=operation: bound_exchange(client, o, {"message": "bound"}))
     replayed = request_bytes("ping", {"message": "replayed"})
     secret, sealed = client.seal(replayed)
     for _ in range(2):

@@ -183,7 +183,9 @@ def run_unencrypted_shape(ctx: Context):
 def run_reply_members(ctx: Context):
     top_up_record(ctx)
     opened = [a for a in ctx.client.answers if a.reply is not None]
-    wrong = [f"{a.method} {a.path}: {p}" for a in opened if (p := reply_shape_problem(a.reply))]
+    wrong = [f"{a.method} {a.path}: {p}" for a in opened
+             if (p := reply_shape_problem(a.reply, ctx.client.bindings.get(
+                 a.request_envelope.ephemeral_public_key if a.request_envelope else None)))]
     require(opened, "no reply of the run could be opened", expected="encrypted replies", actual=0)
     require(not wrong, f"{len(wrong)} of {len(opened)} replies have the wrong shape", expected="success, data, error",
             actual=wrong[:10])

@@ -53,8 +53,12 @@ def operation_attest(ctx, request) -> dict:
         raise OperationError(OperationCode.UNSUPPORTED, "this Vault has no attestation source")
     nonce = nonce_option(request)
     try:
-        return attest(nsm, ctx.enclave.public_key, nonce or None, binding=request.client_public_key)
+        answer = attest(nsm, ctx.enclave.public_key, nonce or None, binding=request.client_public_key)
     except (NsmInputTooLarge, NsmInvalidInput) as error:
         raise OperationError(OperationCode.INVALID_INPUT, error.message) from None
     except NsmError:
         raise OperationError(OperationCode.INTERNAL_SERVER_ERROR, "the NSM could not attest") from None
+    # Which epoch's static key this is (spec 10.7.3): a leak of one epoch's secret exposes the
+    # requests sealed under that epoch's key only.
+    answer["keyEpoch"] = ctx.enclave.static_key_epoch
+    return answer

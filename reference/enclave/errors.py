@@ -68,6 +68,7 @@ class OperationCode(str, enum.Enum):
     AUTH_UNSUPPORTED_OPERATION = "auth_unsupported_operation"
     AUTH_INSUFFICIENT_SCOPE = "auth_insufficient_scope"
     NOT_FOUND = "not_found"
+    REPLAYED_REQUEST = "replayed_request"  # opt-in replay window (spec 10.7.1)
     INTERNAL_SERVER_ERROR = "internal_server_error"
 
 

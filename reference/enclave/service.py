@@ -11,6 +11,8 @@ import hashlib
 import json
 import logging
 import os
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, NamedTuple
@@ -78,6 +80,41 @@ class Request(NamedTuple):
     auth: dict | None
     options: dict
     client_public_key: bytes = b""  # the request envelope's ephemeralPublicKey
+    response_binding: str | None = None  # the caller's secret to echo in the reply (spec 10.7.2)
+
+
+RESPONSE_BINDING = "responseBinding"  # request and reply member of spec 10.7.2
+
+
+def _response_binding(obj: dict) -> str | None:
+    """The request's ``responseBinding``: 64 lowercase hex digits (32 random bytes), or absent."""
+    if RESPONSE_BINDING not in obj:
+        return None
+    value = obj[RESPONSE_BINDING]
+    if not (isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)):
+        raise OperationError(OperationCode.INVALID_INPUT, "responseBinding must be 64 lowercase hex digits")
+    return value
+
+
+class ReplayWindow:
+    """The ephemeral keys of the last ``size`` requests that opened (spec 10.7.1); thread-safe.
+
+    Bounded by memory, per instance: a replay after the window has moved on, or to another
+    instance, is not caught. An honest client never repeats a key (3.2), so it never trips this."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self._seen: OrderedDict[bytes, None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def seen_before(self, key: bytes) -> bool:
+        with self._lock:
+            if key in self._seen:
+                return True
+            self._seen[key] = None
+            if len(self._seen) > self.size:
+                self._seen.popitem(last=False)
+            return False
 
 
 @dataclass
@@ -164,6 +201,7 @@ def parse_request(plaintext: bytes, client_public_key: bytes = b"") -> Request:
         raise OperationError(
             OperationCode.SERIALIZATION_ERROR, "request must be an object with a string 'operation'"
         )
+    binding = _response_binding(obj)
     auth = obj.get("auth")
     options = obj.get("options", {})
     if auth is not None and not isinstance(auth, dict):
@@ -172,7 +210,7 @@ def parse_request(plaintext: bytes, client_public_key: bytes = b"") -> Request:
         options = {}
     if not isinstance(options, dict):
         raise OperationError(OperationCode.SERIALIZATION_ERROR, "'options' must be an object")
-    return Request(obj["operation"], auth, options, client_public_key)
+    return Request(obj["operation"], auth, options, client_public_key, binding)
 
 
 class Enclave:
@@ -188,6 +226,8 @@ class Enclave:
         nsm=None,
         static_key_epoch: int = DEFAULT_STATIC_KEY_EPOCH,
         key_policy_source: "KeyPolicySource | None" = None,
+        replay_window: int = 0,
+        response_binding: bool = True,
     ):
         from .operations import default_operations
 
@@ -204,6 +244,11 @@ class Enclave:
         self.nsm = nsm
         self.context.extras["nsm"] = nsm
         self.context.extras["key_policy"] = key_policy_source
+        self.static_key_epoch = keyring.static_key_epoch
+        # Opt-in mitigations of section 10 (10.7): a replay window (off unless sized), and the echo
+        # of a caller's responseBinding (on; only a caller that sends one sees any difference).
+        self.replay_window = ReplayWindow(replay_window) if replay_window > 0 else None
+        self.response_binding = response_binding
 
     def _check_master_key(self) -> None:
         with self.store.transaction():
@@ -242,11 +287,17 @@ class Enclave:
         except EnvelopeError as error:
             return error.status, json.dumps(error.to_json()).encode()
         sealer = envelope.ReplySealer(request_envelope.ephemeral_public_key, self._random)
+        if self.replay_window is not None and self.replay_window.seen_before(request_envelope.ephemeral_public_key):
+            # Sealed like any reply: only the original sender could read it, and it never repeats.
+            reply = encode_reply(OperationError(OperationCode.REPLAYED_REQUEST,
+                                                "this request was already received (replay window)").to_json())
+            return 200, sealer.seal(reply).to_bytes()
         reply = self.run(plaintext, request_public_key=request_envelope.ephemeral_public_key)
         return 200, sealer.seal(reply).to_bytes()
 
     def run(self, plaintext: bytes, request_public_key: bytes = b"") -> bytes:
         """Run one decrypted request; every outcome becomes an encrypted JSON reply (spec §4.2)."""
+        request = None
         try:
             request = parse_request(plaintext, request_public_key)
             handler = self.operations.get(request.operation)
@@ -263,4 +314,6 @@ class Enclave:
         except Exception:  # a bug: log it inside the enclave, tell the client nothing more
             self._log.exception("operation failed")
             result = OperationError(OperationCode.INTERNAL_SERVER_ERROR, "internal error").to_json()
+        if request is not None and request.response_binding is not None and self.response_binding:
+            result[RESPONSE_BINDING] = request.response_binding  # 10.7.2: only the enclave could read it
         return encode_reply(result)

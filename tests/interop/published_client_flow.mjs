@@ -22,6 +22,12 @@ step("publicKey", client.publicKey.length === 32, { length: client.publicKey.len
 const pong = await ping({ client, request: { options: { message: "interop ✓" } } });
 step("ping", pong.success && pong.data.pong === "interop ✓" && typeof pong.data.timestamp === "number", pong);
 
+// Spec 10.7.2: the caller's responseBinding passes through the unmodified client and comes back
+// echoed inside the encrypted reply (the client returns the decrypted reply whole).
+const binding = Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("hex");
+const bound = await ping({ client, request: { options: { message: "bound" }, responseBinding: binding } });
+step("responseBinding echoed", bound.success && bound.responseBinding === binding, bound);
+
 const metadata = { name: "interop", team: "conformance" };
 const created = await createServiceAccount({ client, request: { options: { metadata } } });
 step("serviceAccount:create", created.success && created.data.adminKey && created.data.rotationCode, created);

@@ -24,7 +24,7 @@ def test_ping_and_service_account_lifecycle(reference_server):
                                cwd=HERE, capture_output=True, text=True, timeout=120)
     steps = [json.loads(line) for line in completed.stdout.splitlines() if line.startswith("{")]
     assert [s["step"] for s in steps] == [
-        "publicKey", "ping", "serviceAccount:create", "serviceAccount:get", "serviceAccount:rotate",
+        "publicKey", "ping", "responseBinding echoed", "serviceAccount:create", "serviceAccount:get", "serviceAccount:rotate",
         "old admin key refused", "old rotation code refused", "new admin key works",
     ], completed.stdout + completed.stderr
     failed = [s for s in steps if not s["ok"]]

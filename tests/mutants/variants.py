@@ -449,6 +449,23 @@ def _(app):
     return _ops(app, after=lambda req, reply: {**reply, "requestId": "1"})
 
 
+@variant("binding-wrong-echo", "§5.2", "errors/run-reply-members",
+         "a responseBinding is echoed with its first byte changed (a forger's guess passes a lax check)")
+def _(app):
+    def after(request, reply):
+        if isinstance(request.get("responseBinding"), str) and "responseBinding" in reply:
+            reply["responseBinding"] = "00" + reply["responseBinding"][2:] if not reply["responseBinding"].startswith(
+                "00") else "11" + reply["responseBinding"][2:]
+        return reply
+    return _ops(app, after=after)
+
+
+@variant("binding-unasked", "§5.2", "errors/run-reply-members",
+         "every reply carries a responseBinding, also when the request sent none")
+def _(app):
+    return _ops(app, after=lambda req, reply: {**reply, "responseBinding": "ab" * 32})
+
+
 @variant("error-data-not-null", "§4.2", "errors/run-reply-members", "failed replies carry data {} instead of null")
 def _(app):
     return _ops(app, after=lambda req, reply: {**reply, "data": {}} if not reply.get("success") else reply)
