@@ -2,7 +2,7 @@
 
 Main entry points::
 
-    from enclave_build import Blobs, build_eif_from_archive, build_eif_from_docker
+    from nitro_vault.enclave_build import Blobs, build_eif_from_archive, build_eif_from_docker  # installed
     result = build_eif_from_archive("app.tar", Blobs.from_dir(), "app.eif")
     result.measurements.pcr0
 
@@ -51,3 +51,15 @@ __all__ = [
     "sign_eif",
     "write_measurements",
 ]
+
+
+# The project's four packages are top-level in a source checkout (``enclave_build``) and live under
+# ``nitro_vault.`` when installed (README, "Packaging"); cross-package imports and ``python -m``
+# names go through this, so both work.
+_PREFIX = __name__[: -len("enclave_build")]
+
+
+def sibling(name: str) -> str:
+    """The import name of a sibling package: ``sibling("vectors")`` is ``vectors`` in a checkout,
+    ``nitro_vault.vectors`` in an installed wheel."""
+    return _PREFIX + name

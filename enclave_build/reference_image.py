@@ -38,7 +38,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from . import errors
+from . import errors, sibling
 from .blobs import Blobs
 from .build import BuildResult, build_eif_from_docker, write_measurements
 from .describe import describe_json, inspect_eif
@@ -514,7 +514,7 @@ def serve_image(image: str, pcrs: dict[str, Any], *, client: Any = None, http_po
 
         _wait("enclave container", lambda: _tcp_open(enclave_port), container_dead, timeout)
         host_process = subprocess.Popen(
-            [sys.executable, "-m", "reference.cli", "host", "--enclave", f"tcp:127.0.0.1:{enclave_port}",
+            [sys.executable, "-m", sibling("reference.cli"), "host", "--enclave", f"tcp:127.0.0.1:{enclave_port}",
              "--port", str(http_port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         url = f"http://127.0.0.1:{http_port}"
 
@@ -545,7 +545,7 @@ WALK_PROFILES = "core,accounts,attestation"
 def run_harness(url: str, expected_pcrs: str | os.PathLike[str], extra: Sequence[str] = ()) -> int:
     """``vault-harness run --profile WALK_PROFILES --attestation-root-from-target --expected-pcrs FILE``:
     its exit status. ``extra`` may add a second ``--profile`` or ``--select``."""
-    argv = [sys.executable, "-m", "harness.cli", "run", "--target", url, "--profile", WALK_PROFILES,
+    argv = [sys.executable, "-m", sibling("harness.cli"), "run", "--target", url, "--profile", WALK_PROFILES,
             "--attestation-root-from-target", "--expected-pcrs", str(expected_pcrs), *extra]
     _log(" ".join(["vault-harness", *argv[3:]]))
     return subprocess.run(argv).returncode

@@ -25,7 +25,7 @@ import urllib.parse
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import report, runner, waivers
+from . import report, runner, sibling, waivers
 from .protocol.client import VaultClient
 from .suites.registry import PROFILES, RESERVED_PROFILES, SPEC_VERSION, Context, Verdict, all_checks
 
@@ -130,7 +130,10 @@ def read_pcrs(path: Path) -> dict[int, bytes]:
 
 def pcrs_of_eif(path: Path) -> dict[int, bytes]:
     """Measure an EIF here, the way nitro-cli does, instead of trusting anyone's numbers."""
-    from enclave_build import EifBuildError, inspect_eif
+    import importlib
+
+    enclave_build = importlib.import_module(sibling("enclave_build"))
+    EifBuildError, inspect_eif = enclave_build.EifBuildError, enclave_build.inspect_eif
 
     try:
         with path.open("rb") as eif:
@@ -273,9 +276,11 @@ class SpawnedReference:
         # output goes to a file (a pipe nobody reads would block the server once it fills).
         self._log = open(Path(self._scratch.name) / "reference.log", "w+b")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "reference.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port),
+            [sys.executable, "-m", sibling("reference.cli"), "serve", "--host", "127.0.0.1", "--port", str(self.port),
              "--data-dir", f"{self._scratch.name}/data"],
-            stdout=self._log, stderr=subprocess.STDOUT)
+            stdout=self._log, stderr=subprocess.STDOUT,
+            # the child finds the packages where this process found them (a launcher may add a path)
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)})
         try:
             deadline = time.monotonic() + seconds
             while time.monotonic() < deadline:
@@ -462,8 +467,8 @@ QUICK_OPTIONS = {"examples": 3, "freshness_samples": 40, "stateful_steps": 4}
 
 # Subcommands whose parser lives with their code: every argument after the name goes to it.
 DELEGATED = {
-    "audit-policy": ("harness.kms.audit", "audit a KMS key policy against attested PCRs"),
-    "kms-serve": ("harness.kms.server", "serve the mocked KMS (AWS JSON protocol)"),
+    "audit-policy": (".kms.audit", "audit a KMS key policy against attested PCRs"),
+    "kms-serve": (".kms.server", "serve the mocked KMS (AWS JSON protocol)"),
 }
 
 
@@ -539,7 +544,7 @@ def _main(argv: list[str]) -> int:
     if argv and argv[0] in DELEGATED:
         import importlib
 
-        return importlib.import_module(DELEGATED[argv[0]][0]).main(argv[1:])
+        return importlib.import_module(DELEGATED[argv[0]][0], __package__).main(argv[1:])
     parser, commands = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra:

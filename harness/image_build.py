@@ -17,6 +17,7 @@ measures them).
 from __future__ import annotations
 
 import argparse
+import importlib
 import shutil
 import subprocess
 import sys
@@ -24,12 +25,19 @@ import tempfile
 import tomllib
 from pathlib import Path
 
+from . import sibling
+
 IMAGE_DIR = Path(__file__).resolve().parent / "image"
 DEFAULT_TAG = "vault-harness:dev"
 
 
 class HarnessImageError(Exception):
     pass
+
+
+def _enclave_build(module: str = ""):
+    """The sibling ``enclave_build`` package (or one of its modules), wherever it is installed."""
+    return importlib.import_module(sibling("enclave_build" + (f".{module}" if module else "")))
 
 
 def _run(argv: list[str]) -> None:
@@ -45,8 +53,7 @@ def project_dependencies(repo_root: Path) -> list[str]:
 
 def stage_wheels(repo_root: Path, wheels: Path) -> None:
     """The project's wheel (built from ``repo_root``), its dependencies and pip, in ``wheels``."""
-    from enclave_build.reference_image import WHEEL_TARGET
-
+    WHEEL_TARGET = _enclave_build("reference_image").WHEEL_TARGET
     wheels.mkdir(parents=True, exist_ok=True)
     for stale in wheels.glob("nitro_vault_reference-*.whl"):
         stale.unlink()
@@ -57,8 +64,7 @@ def stage_wheels(repo_root: Path, wheels: Path) -> None:
 
 def build(repo_root: Path, *, base_image: str | None = None, tag: str = DEFAULT_TAG, wheels: Path | None = None,
           client=None) -> str:
-    from enclave_build import reference_image as ri
-
+    ri = _enclave_build("reference_image")
     client = client or ri.docker_client()
     base_image = base_image or ri.build_base(client)
     with tempfile.TemporaryDirectory(prefix="vault-harness-image-") as tmp:
@@ -89,8 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--wheels", type=Path, help="keep downloaded wheels here between builds")
     parser.add_argument("--repo-root", type=Path, default=Path(__file__).resolve().parent.parent)
     args = parser.parse_args(argv)
-    from enclave_build.errors import EifBuildError
-
+    EifBuildError = _enclave_build("errors").EifBuildError
     try:
         image_id = build(args.repo_root, base_image=args.base, tag=args.tag, wheels=args.wheels)
     except (HarnessImageError, EifBuildError) as error:

@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+from . import sibling
 from .enclave.kms import KmsUnreachable
 
 ACCOUNT = "111122223333"
@@ -73,7 +74,7 @@ class EmbeddedKms:
     def start(self) -> "EmbeddedKms":
         log = open(self.state_dir / "server.log", "ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "harness.kms.server", "--host", "127.0.0.1", "--port", str(self.port),
+            [sys.executable, "-m", sibling("harness.kms.server"), "--host", "127.0.0.1", "--port", str(self.port),
              "--state-dir", str(self.state_dir / "state"),
              "--attestation-root", str(self.state_dir / "attestation-root.pem"),
              "--account", ACCOUNT, "--region", REGION, "--default-principal", ENCLAVE_ROLE],

@@ -17,7 +17,7 @@ project=$(ls "$ctx"/wheels/nitro_vault_reference-*.whl | head -n 1)
 rm -rf "$site/bin"
 
 mkdir -p /usr/local/bin
-for tool in vault-harness:harness.cli vault-eif:enclave_build.cli; do
+for tool in vault-harness:nitro_vault.harness.cli vault-eif:nitro_vault.enclave_build.cli; do
   name=${tool%%:*}
   module=${tool#*:}
   cat > "/usr/local/bin/$name" <<LAUNCHER

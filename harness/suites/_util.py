@@ -23,9 +23,10 @@ def property_settings(ctx, default: int, **extra) -> settings:
     """Hypothesis settings for a property check against a live target: ``--examples`` or ``default``
     examples, no deadline, no example database, no shrinking (every step costs round trips to the
     target; the first failure is reported as found)."""
+    # ``derandomize`` (the project's own tests of the checks): one fixed draw per check, not a seed.
     return settings(max_examples=ctx.options.get("examples") or default, deadline=None, database=None,
-                    suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.reuse, Phase.generate],
-                    **extra)
+                    derandomize=ctx.options.get("derandomize", False), suppress_health_check=list(HealthCheck),
+                    phases=[Phase.explicit, Phase.reuse, Phase.generate], **extra)
 
 
 def property_check(ctx, default: int, **extra):
@@ -195,8 +196,8 @@ def top_up_record(ctx) -> None:
     """Make sure the run's record holds every kind of answer the final checks judge, so that they
     mean something even when run alone: successes, encrypted errors, a replay, unencrypted errors,
     routing answers. Once per run."""
-    from harness.protocol import envelope
-    from harness.protocol.client import ENVELOPE_PATH, ProtocolViolation
+    from ..protocol import envelope
+    from ..protocol.client import ENVELOPE_PATH, ProtocolViolation
 
     if ctx.facts.get("_record_topped_up"):
         return

@@ -11,7 +11,7 @@ import hashlib
 import os
 from datetime import datetime, timezone
 
-from harness.attestation import AttestationError, Expectations, unsafe_decode_document, verify
+from ..attestation import AttestationError, Expectations, unsafe_decode_document, verify
 
 from ._util import expect_encrypted_error, expect_success, require
 from .registry import CheckFailed, Context, Level, Observation, check

@@ -7,8 +7,8 @@ import json
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from harness.protocol import envelope
-from harness.protocol.client import ProtocolViolation
+from ..protocol import envelope
+from ..protocol.client import ProtocolViolation
 
 from ._util import property_check, expect_success, expect_unencrypted_error, request_bytes, require, top_up_record
 from .registry import CheckFailed, Context, Level, Observation, check

@@ -18,16 +18,16 @@ character at every position of every member, every wrong length, both orders of 
 from __future__ import annotations
 
 import difflib
+import importlib
 import json
 import os
 import re
 from dataclasses import dataclass, field
 from typing import Callable
 
-import vectors
-from harness.protocol import envelope
-from harness.protocol.client import ProtocolViolation
-
+from .. import sibling
+from ..protocol import envelope
+from ..protocol.client import ProtocolViolation
 from ._util import ENVELOPE_MEMBERS, require, top_up_record
 from .registry import CheckFailed, Context, Level, check
 
@@ -37,6 +37,7 @@ MIB = 1 << 20
 
 # ---- the vector file's own request, which every transplanted case is made of -----------------
 
+vectors = importlib.import_module(sibling("vectors"))  # the vector files, a sibling package
 _KAT_REQUEST = vectors.load("envelope_kat")["testGroups"][0]["tests"][0]["request"]
 _KAT_PLAINTEXT = bytes.fromhex(_KAT_REQUEST["msg"])  # {"operation":"ping","options":{"message":"hi"}}
 _KAT_MEMBERS = _KAT_REQUEST["envelope"]  # ephemeralPublicKey, nonce, ciphertext as lowercase hex

@@ -7,7 +7,7 @@ import json
 import os
 import re
 
-from harness.protocol import envelope
+from ..protocol import envelope
 
 from . import envelope as faults
 from ._util import (expect_encrypted_error, expect_success, expect_unencrypted_error, reply_shape_problem,

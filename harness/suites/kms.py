@@ -15,8 +15,8 @@ import os
 import re
 from datetime import datetime, timezone
 
-from harness.attestation import AttestationError, Expectations, verify
-from harness.kms.audit import AuditError, audit_policy
+from ..attestation import AttestationError, Expectations, verify
+from ..kms.audit import AuditError, audit_policy
 
 from ._util import expect_success, require
 from .registry import CheckFailed, Context, Level, check

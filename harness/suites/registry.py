@@ -137,7 +137,7 @@ def check(id: str, *, section: str, level: Level, requirement: str, tags: tuple[
 
 def all_checks() -> list[Check]:
     """Every registered check, in registration order (suites are imported for their side effect)."""
-    from harness import suites  # noqa: F401  (imports every suite module)
+    from .. import suites  # noqa: F401  (imports every suite module)
 
     suites.load_all()
     return list(_REGISTRY.values())

@@ -14,8 +14,8 @@ import json
 import os
 from datetime import datetime, timezone
 
-from harness.attestation import AttestationError, Expectations, verify
-from harness.protocol import envelope
+from ..attestation import AttestationError, Expectations, verify
+from ..protocol import envelope
 
 from ._util import bound_exchange, request_bytes
 from .registry import Context, Level, Observation, check

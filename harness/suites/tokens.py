@@ -34,7 +34,7 @@ from hypothesis.stateful import (
     RuleBasedStateMachine, initialize, invariant, precondition, rule, run_state_machine_as_test,
 )
 
-from harness.protocol import envelope
+from ..protocol import envelope
 
 from . import policy_model as model
 from ._util import expect_encrypted_error, expect_success, is_uuid, property_check, property_settings, require, seeded
