@@ -69,3 +69,17 @@ def test_eip7702_authorization(group, test):
     assert digest.hex() == test["digest"]
     recovered = keys.Signature(signature_bytes=signature).recover_public_key_from_msg_hash(digest)
     assert recovered.to_checksum_address() == test["address"] == evm.address_of(key)
+
+
+@pytest.mark.parametrize(("group", "test"), cases("evm_kat", group_type="Erc4337UserOperationHash"))
+def test_erc4337_user_operation_hash(group, test):
+    """Published user-operation hashes (viem's test snapshots) through the reference and through the
+    harness's independent model: both must give the published digest."""
+    from harness.suites import evm_model
+
+    options = test["input"]
+    op, chain_id = options["userOperation"], options["chainId"]
+    reference_hash = {"v0.6": evm.user_operation_hash_v06, "v0.7": evm.user_operation_hash_v07}[options["version"]]
+    model_hash = {"v0.6": evm_model.user_op_hash_v06, "v0.7": evm_model.user_op_hash_v07}[options["version"]]
+    assert reference_hash(op, chain_id).hex() == test["digest"]
+    assert model_hash(op, chain_id).hex() == test["digest"]
