@@ -558,7 +558,9 @@ def main(argv: list[str] | None = None) -> int:
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
     try:
-        return _main(argv)
+        code = _main(argv)
+        sys.stdout.flush()  # here, not at exit: a reader gone by then is a BrokenPipeError caught below
+        return code
     except UsageError as error:
         print(f"vault-harness: {error}", file=sys.stderr, flush=True)
         return EXIT_USAGE

@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 
 # The version of docs/spec/ that these checks enforce (its README states it; a test keeps them equal).
-SPEC_VERSION = "0.13"
+SPEC_VERSION = "0.14"
 
 
 class Level(str, enum.Enum):
@@ -51,9 +51,10 @@ PROFILES: dict[str, str] = {
     "kms": "the master key's KMS policy, provable through the envelope",
     "eoa": "EOAs and EVM signing: create, list, messages, typed data, transactions, authorizations, user operations",
     "tokens": "access tokens, their policies and signed access tokens",
+    "solana": "Solana accounts, ed25519 signing of messages and transactions, transaction policies",
 }
 # Profiles reserved for operations the spec does not define yet: selecting one is bad usage.
-RESERVED_PROFILES = ("solana",)
+RESERVED_PROFILES: tuple[str, ...] = ()
 
 AREA_PROFILES: dict[str, str] = {
     "e2e": "core",
@@ -65,6 +66,7 @@ AREA_PROFILES: dict[str, str] = {
     "tokens": "tokens",
     "attestation": "attestation",
     "kms": "kms",
+    "solana": "solana",
 }
 
 

@@ -34,6 +34,10 @@ TOKEN_OPERATIONS = {
     "eoa:signAuthorization": "eoa:signAuthorization",
     "eoa:signStructuredMessage": "eoa:signStructuredMessage",
     "accessToken:list": "accessToken:read",
+    "solana:create": "solana:create",
+    "solana:list": "solana:read",
+    "solana:signMessage": "solana:signMessage",
+    "solana:signTransaction": "solana:signTransaction",
 }
 
 _JWS_HEADER = {"alg": "HS256"}

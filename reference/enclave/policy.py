@@ -262,6 +262,63 @@ def _reveal(obj: object, where: str) -> bool:
     return obj
 
 
+def _pubkeys(obj: object, where: str) -> frozenset[str]:
+    """Base58 Solana public keys, each in its one canonical spelling (14.4)."""
+    from .solana import SolanaInputError, parse_pubkey
+
+    if not isinstance(obj, list):
+        raise PolicyError(f"{where} must be an array of base58 public keys")
+    try:
+        return frozenset(parse_pubkey(key, f"{where}[{i}]") for i, key in enumerate(obj))
+    except SolanaInputError as error:
+        raise PolicyError(str(error)) from None
+
+
+@dataclass(frozen=True)
+class TransactionPatterns:
+    """``SolanaTransactionPatterns`` (14.4): each member present restricts, absent ones do not."""
+
+    programs: tuple[str, frozenset[str]] | None = None  # ("allow" | "deny", program ids)
+    writable_accounts: tuple[str, frozenset[str]] | None = None
+    required_cosigners: frozenset[str] = frozenset()
+    max_instructions: int | None = None
+    can_pay_fees: bool | None = None
+
+
+def _access_list(obj: object, where: str, member: str) -> tuple[str, frozenset[str]]:
+    if not isinstance(obj, dict) or set(obj) != {"type", member} or obj["type"] not in ("allow", "deny"):
+        raise PolicyError(f"{where} must be {{type: allow | deny, {member}: [base58 keys]}}")
+    return obj["type"], _pubkeys(obj[member], f"{where}.{member}")
+
+
+def _transaction_patterns(obj: object, where: str) -> TransactionPatterns:
+    known = {"programs", "writableAccounts", "requiredCosigners", "maxInstructions", "canPayFees"}
+    if not isinstance(obj, dict) or not set(obj) <= known:
+        raise PolicyError(f"{where} must be an object with only {', '.join(sorted(known))}")
+    maximum = obj.get("maxInstructions")
+    if maximum is not None and (type(maximum) is not int or maximum < 0):
+        raise PolicyError(f"{where}.maxInstructions must be a non-negative integer")
+    if "canPayFees" in obj and not isinstance(obj["canPayFees"], bool):
+        raise PolicyError(f"{where}.canPayFees must be a boolean")
+    return TransactionPatterns(
+        programs=_access_list(obj["programs"], f"{where}.programs", "programs") if "programs" in obj else None,
+        writable_accounts=(_access_list(obj["writableAccounts"], f"{where}.writableAccounts", "accounts")
+                           if "writableAccounts" in obj else None),
+        required_cosigners=_pubkeys(obj.get("requiredCosigners", []), f"{where}.requiredCosigners"),
+        max_instructions=maximum,
+        can_pay_fees=obj.get("canPayFees"),
+    )
+
+
+def _no_solana_payload_fields(obj: object, where: str) -> tuple:
+    # The client's type has payloadPatterns on solana:signTransaction, but names no field a rule
+    # could read in a Solana transaction; only an empty object is accepted (14.4).
+    if obj != {}:
+        raise PolicyError(f"{where}: Solana transactions have no payload field a rule may name; use "
+                          "transactionPatterns")
+    return ()
+
+
 # member → (parser, required), per component type (the client's PolicyComponent)
 _SIGN_COMMON = {"allowlist": (_allowlist, False), "metadataPatterns": (_metadata_rules, False)}
 COMPONENT_MEMBERS: dict[str, dict[str, tuple[Any, bool]]] = {
@@ -276,9 +333,15 @@ COMPONENT_MEMBERS: dict[str, dict[str, tuple[Any, bool]]] = {
                               "payloadPatterns": (lambda o, w: _single_rules(o, AUTHORIZATION_FIELDS, w), False)},
     "eoa:signStructuredMessage": {**_SIGN_COMMON, "structuredPatterns": (_structured_rules, True)},
     "accessToken:read": {"metadataPatterns": (_metadata_rules, False), "revealSensitive": (_reveal, True)},
+    "solana:create": {"requiredMetadataPatterns": (_metadata_rules, False),
+                      "allowedMetadataPatterns": (_metadata_rules, False)},
+    "solana:read": {"metadataPatterns": (_metadata_rules, False)},
+    "solana:signTransaction": {"allowlist": (_pubkeys, False), "metadataPatterns": (_metadata_rules, False),
+                               "payloadPatterns": (_no_solana_payload_fields, False),
+                               "transactionPatterns": (_transaction_patterns, False)},
+    "solana:signMessage": {"allowlist": (_pubkeys, False), "metadataPatterns": (_metadata_rules, False),
+                           "messagePattern": (compile_pattern, False)},
 }
-# Solana components are the client's too, but this version specifies no Solana operation (5.3):
-# refusing them keeps a token from carrying rights whose meaning is not defined yet.
 
 
 @dataclass(frozen=True)
@@ -324,7 +387,8 @@ class Facts:
 
     metadata: Mapping[str, object]
     options: Mapping[str, object]
-    address: str | None = None  # lowercase, for the signing operations
+    address: str | None = None  # the signing key: an EOA's lowercase address, a Solana base58 key
+    transaction: Any = None  # solana:signTransaction: the parsed transaction (solana.Transaction)
 
 
 def _all_hold(rules: Iterable[MetadataRule], metadata: Mapping[str, object]) -> bool:
@@ -381,9 +445,42 @@ def _structured_holds(c: Component, options: Mapping[str, object]) -> bool:
     return _named_rules_hold(rules, values, USEROP_FIELDS[version])
 
 
+def _solana_transaction_holds(patterns: "TransactionPatterns | None", tx, signer: str | None) -> bool:
+    """14.4. Addresses loaded from lookup tables are unknown inside the enclave, so a rule that would
+    need them (a program or writable account from a table) does not hold: unknown is never allowed."""
+    if patterns is None:
+        return True
+    if tx is None:
+        return False
+    if patterns.programs is not None:
+        kind, listed = patterns.programs
+        if any(program is None for program in tx.program_ids):
+            return False
+        if kind == "allow" and not all(program in listed for program in tx.program_ids):
+            return False
+        if kind == "deny" and any(program in listed for program in tx.program_ids):
+            return False
+    if patterns.writable_accounts is not None:
+        kind, listed = patterns.writable_accounts
+        if tx.unresolved_writable:
+            return False
+        others = [account for account in tx.writable if account != signer]  # the signer's own is exempt
+        if kind == "allow" and not all(account in listed for account in others):
+            return False
+        if kind == "deny" and any(account in listed for account in others):
+            return False
+    if not patterns.required_cosigners <= set(tx.signers):
+        return False
+    if patterns.max_instructions is not None and tx.instruction_count > patterns.max_instructions:
+        return False
+    if patterns.can_pay_fees is False and tx.fee_payer == signer:
+        return False
+    return True
+
+
 def component_holds(c: Component, facts: Facts) -> bool:
-    """Every member of ``c`` holds for the request described by ``facts`` (13.6)."""
-    if c.type == "eoa:create":
+    """Every member of ``c`` holds for the request described by ``facts`` (13.6, 14.4)."""
+    if c.type in ("eoa:create", "solana:create"):
         return _create_holds(c, facts.metadata)
     allowlist = c.get("allowlist")
     if allowlist and facts.address not in allowlist:
@@ -407,6 +504,13 @@ def component_holds(c: Component, facts: Facts) -> bool:
         return _named_rules_hold(c.get("payloadPatterns"), authorization, AUTHORIZATION_FIELDS)
     elif c.type == "eoa:signStructuredMessage":
         return _structured_holds(c, options)
+    elif c.type == "solana:signMessage":
+        pattern = c.get("messagePattern", None)
+        message = options.get("message")
+        if pattern is not None and not (isinstance(message, str) and search(pattern, message)):
+            return False
+    elif c.type == "solana:signTransaction":
+        return _solana_transaction_holds(c.get("transactionPatterns", None), facts.transaction, facts.address)
     return True
 
 

@@ -45,7 +45,6 @@ def test_a_target_that_is_not_a_vault_exits_3(tmp_path):
 
 @pytest.mark.parametrize("argv", [
     ["run", "--target", "http://127.0.0.1:1", "--profile", "no-such-profile"],
-    ["run", "--target", "http://127.0.0.1:1", "--profile", "solana"],
     ["run", "--target", "http://127.0.0.1:1", "--select", "no-such/*"],
     ["run"],
 ])

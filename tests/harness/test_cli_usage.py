@@ -74,7 +74,7 @@ BAD_USAGE = [
     (["run", "--target", "http://127.0.0.1:99999"], "--target"),
     (["run", "--target", "ftp://example"], "not an http(s) URL"),
     (["run", "--target", UNREACHABLE, "--profile", "no-such-profile"], "unknown"),
-    (["run", "--target", UNREACHABLE, "--profile", "solana"], "reserved"),
+    (["run", "--target", UNREACHABLE, "--profile", ","], "names no profile"),
     (["run", "--target", UNREACHABLE, "--select", "no-such/*"], "matches no check"),
     (["run", "--target", UNREACHABLE, "--bogus"], "run --help"),
     (["run"], "exactly one of --target"),

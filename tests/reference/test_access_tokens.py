@@ -131,7 +131,13 @@ def test_create_answers_access_token_data_and_the_token_works(enclave, account):
     [{"type": "eoa:signAuthorization", "payloadPatterns": {"address": {"op": "lessThan", "value": 1}}}],
     [{"type": "eoa:signStructuredMessage", "structuredPatterns": {"useropV08": {}}}],
     [{"type": "eoa:signStructuredMessage", "structuredPatterns": {"useropV06": {"factory": {"pattern": "x"}}}}],
-    [{"type": "solana:signMessage"}],  # Solana operations are not specified in this version
+    [{"type": "solana:signMessage", "allowlist": ["0x1234"]}],  # not a base58 public key
+    [{"type": "solana:signTransaction", "payloadPatterns": {"to": [{"pattern": "x"}]}}],  # no such field (14.4)
+    [{"type": "solana:signTransaction", "transactionPatterns": {"programs": {"type": "maybe", "programs": []}}}],
+    [{"type": "solana:signTransaction", "transactionPatterns": {"maxInstructions": -1}}],
+    [{"type": "solana:signTransaction", "transactionPatterns": {"canPayFees": "no"}}],
+    [{"type": "solana:signTransaction", "transactionPatterns": {"feePayer": "x"}}],
+    [{"type": "solana:read", "revealSensitive": True}],
 ])
 def test_invalid_policies_are_refused_and_nothing_is_created(enclave, account, policies):
     admin_key = account[0]

@@ -28,6 +28,8 @@ EXPECTED = {
     "envelope_invalid": "test_envelope_invalid.py",
     "kms_policy_audit": "../kms/test_audit.py",
     "evm_kat": "test_evm_kat.py",
+    "ed25519_rfc8032": "test_ed25519.py",
+    "solana_kat": "test_ed25519.py",
 }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 def default_operations() -> dict:
     from .. import attestation
-    from . import access_tokens, eoa, key_policy, ping, service_accounts
+    from . import access_tokens, eoa, key_policy, ping, service_accounts, solana
 
     return {
         "ping": ping.ping,
@@ -16,4 +16,5 @@ def default_operations() -> dict:
         "enclave:keyPolicy": key_policy.key_policy,
         **eoa.OPERATIONS,
         **access_tokens.OPERATIONS,
+        **solana.OPERATIONS,
     }

@@ -1,0 +1,121 @@
+"""Variants that break one Solana rule each (docs/spec/14-solana.md): a transactionPatterns member
+that stops counting, lookup-table accounts trusted, a component member ignored, the wrong bytes
+signed, a bad input accepted."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from tests.mutants.variants import variant
+
+
+def _without_pattern(field: str):
+    """solana:signTransaction as if its transactionPatterns had no ``field``."""
+    from reference.enclave import policy
+
+    holds = policy._solana_transaction_holds
+
+    def patched(patterns, tx, signer):
+        if patterns is not None:
+            patterns = dataclasses.replace(patterns, **{field: policy.TransactionPatterns.__dataclass_fields__[field].default})
+        return holds(patterns, tx, signer)
+
+    policy._solana_transaction_holds = patched
+
+
+for _field, _name in (("programs", "programs"), ("writable_accounts", "writable-accounts"),
+                      ("required_cosigners", "required-cosigners"), ("max_instructions", "max-instructions"),
+                      ("can_pay_fees", "can-pay-fees")):
+    def _patch(app, field=_field):
+        _without_pattern(field)
+        return app
+
+    variant(f"solana-{_name}-ignored", "§14.4", "solana/transaction-patterns",
+            f"transactionPatterns.{_field} of a solana:signTransaction component is not checked")(_patch)
+
+
+@variant("solana-lookup-tables-trusted", "§14.4", "solana/transaction-patterns",
+         "writable accounts loaded from lookup tables are ignored by writableAccounts rules")
+def _(app):
+    from reference.enclave import policy
+
+    holds = policy._solana_transaction_holds
+    policy._solana_transaction_holds = lambda patterns, tx, signer: holds(
+        patterns, None if tx is None else dataclasses.replace(tx, unresolved_writable=0), signer)
+    return app
+
+
+@variant("solana-message-allowlist-ignored", "§14.4", "solana/component-policies",
+         "a solana:signMessage component's allowlist is not checked")
+def _(app):
+    from reference.enclave import policy
+
+    holds = policy.component_holds
+
+    def patched(component, facts):
+        if component.type == "solana:signMessage" and "allowlist" in component.members:
+            component = dataclasses.replace(component, members={k: v for k, v in component.members.items()
+                                                                 if k != "allowlist"})
+        return holds(component, facts)
+
+    policy.component_holds = patched
+    return app
+
+
+@variant("solana-signs-whole-transaction", "§14.3", "solana/sign-transaction",
+         "solana:signTransaction signs the whole wire transaction instead of its message")
+def _(app):
+    import base64
+
+    from reference.enclave import solana
+
+    parse = solana.parse_transaction
+
+    def patched(value):
+        parsed = parse(value)
+        return dataclasses.replace(parsed, message=base64.b64decode(value))
+
+    solana.parse_transaction = patched
+    return app
+
+
+@variant("solana-hex-as-text", "§14.2", "solana/sign-message",
+         "solana:signMessage signs a hex message's text, not its bytes")
+def _(app):
+    from reference.enclave import solana
+
+    solana.message_bytes = lambda message, message_format: message.encode() if isinstance(message, str) else b""
+    return app
+
+
+@variant("solana-trailing-bytes-accepted", "§14.3", "solana/sign-transaction-invalid",
+         "bytes after the transaction are ignored instead of refused")
+def _(app):
+    import base64
+
+    from reference.enclave import solana
+
+    parse = solana.parse_transaction
+
+    def patched(value):
+        if isinstance(value, str):
+            try:
+                raw = base64.b64decode(value, validate=True)
+                from solders.transaction import VersionedTransaction
+
+                value = base64.b64encode(bytes(VersionedTransaction.from_bytes(raw))).decode() if raw else value
+            except Exception:
+                pass
+        return parse(value)
+
+    solana.parse_transaction = patched
+    return app
+
+
+@variant("solana-other-accounts-visible", "§14.1", "solana/list",
+         "solana:list shows every account's keys")
+def _(app):
+    from reference.enclave.operations import solana as ops
+
+    ops._owner_group = lambda ctx, account_id: ctx.store.address("solana-owner", "everyone")
+    return app
