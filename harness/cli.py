@@ -352,9 +352,38 @@ class Printer:
 
 # ---- commands ---------------------------------------------------------------------------------------
 
+def selection_of(args) -> runner.Selection:
+    """--select/--exclude id globs, --section, --level and --tag, checked (a typo selects nothing)."""
+    from .suites.registry import Level
+
+    levels = tuple(value.upper() for value in args.level or ())
+    for level in levels:
+        if level not in {lv.value for lv in Level}:
+            raise _bad("--level", level, "must be MUST, SHOULD or INFO")
+    known_tags = {tag for check in all_checks() for tag in check.tags}
+    for tag in args.tag or ():
+        if tag not in known_tags:
+            raise _bad("--tag", tag, f"no check has it (tags: {', '.join(sorted(known_tags)) or 'none'})")
+    for section in args.section or ():
+        if not section.replace(".", "").isdigit() or section.startswith(".") or section.endswith("."):
+            raise _bad("--section", section, "must be a section number such as 3 or 3.5")
+    return runner.Selection(select=tuple(args.select or ()), exclude=tuple(args.exclude or ()),
+                            sections=tuple(args.section or ()), levels=levels, tags=tuple(args.tag or ()))
+
+
+def _add_selection_options(parser) -> None:
+    parser.add_argument("--select", action="append", help="glob over check ids (repeatable), e.g. 'e2e/*': narrows "
+                                                          "the selected profiles")
+    parser.add_argument("--exclude", action="append", help="glob over check ids to leave out (repeatable)")
+    parser.add_argument("--section", action="append", help="only checks of this spec section or below it, e.g. 3 or "
+                                                           "3.5 (repeatable)")
+    parser.add_argument("--level", action="append", help="only checks of this level: MUST, SHOULD or INFO (repeatable)")
+    parser.add_argument("--tag", action="append", help="only checks with this tag, e.g. final (repeatable)")
+
+
 def cmd_list(args) -> int:
     profiles = profiles_of(args.profile)
-    selected, _ = runner.plan(all_checks(), profiles, args.select)
+    selected, _ = runner.plan(all_checks(), profiles, selection=selection_of(args))
     for check in selected:
         print(f"{check.id:<44} §{check.section:<6} {check.profile:<12} {check.level.value:<6} {check.requirement}")
     return 0
@@ -385,10 +414,10 @@ def cmd_run(args) -> int:
             waivers.check_known(expected_failures, known, str(args.expected_failures))
         except waivers.WaiverError as error:
             raise UsageError(f"--expected-failures {error}") from None
-    checks, not_selected = runner.plan(all_checks(), profiles, args.select)
+    checks, not_selected = runner.plan(all_checks(), profiles, selection=selection_of(args))
     if not checks:
-        raise UsageError(f"--select {' '.join(args.select or [])}: matches no check of the profiles "
-                         f"{', '.join(profiles)}")
+        raise UsageError(f"--select/--exclude/--section/--level/--tag: no check of the profiles "
+                         f"{', '.join(profiles)} is left")
     roots = [read_root(path) for path in args.attestation_root or []]
     expected = [read_pcrs(path) for path in args.expected_pcrs or []]
     expected += [pcrs_of_eif(path) for path in args.expected_pcrs_from_eif or []]
@@ -480,7 +509,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
                                 f"{report.SCHEMA_VERSION})")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     listing = sub.add_parser("list", help="list the checks", formatter_class=formatter)
-    listing.add_argument("--select", action="append", help="glob over check ids (repeatable)")
+    _add_selection_options(listing)
     listing.add_argument("--profile", action="append", help=f"profiles to list (default: all of {', '.join(PROFILES)})")
     listing.set_defaults(func=cmd_list)
     run = sub.add_parser("run", help="run the checks against a target", formatter_class=formatter)
@@ -503,8 +532,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     what.add_argument("--profile", action="append",
                       help=f"conformance profile(s) to require, repeatable or comma-separated (default: all of "
                            f"{', '.join(PROFILES)}); every MUST of a selected profile is required")
-    what.add_argument("--select", action="append", help="glob over check ids (repeatable), e.g. 'e2e/*': narrows "
-                                                        "the selected profiles")
+    _add_selection_options(what)
     what.add_argument("--strict", action="store_true", help="a failed SHOULD fails the run")
     what.add_argument("--expected-failures", type=Path,
                       help="waiver file: 'ID-OR-GLOB | reason [| failure message]' a line")

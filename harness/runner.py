@@ -71,20 +71,45 @@ class Run:
         return counts
 
 
+@dataclass(frozen=True)
+class Selection:
+    """Which checks of the selected profiles run: every given criterion must hold (``select``:
+    one of the id globs; ``sections``: the check's section is one of these or below it, "3"
+    covering 3.5 and 3.5.1; ``levels``; ``tags``: one of them), and no ``exclude`` glob may match."""
+
+    select: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    sections: tuple[str, ...] = ()
+    levels: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+
+    def holds(self, check: Check) -> bool:
+        if self.select and not any(fnmatch.fnmatchcase(check.id, p) for p in self.select):
+            return False
+        if any(fnmatch.fnmatchcase(check.id, p) for p in self.exclude):
+            return False
+        if self.sections and not any(check.section == s or check.section.startswith(s + ".") for s in self.sections):
+            return False
+        if self.levels and check.level.value not in self.levels:
+            return False
+        return not self.tags or bool(set(self.tags) & set(check.tags))
+
+
 def select(checks: Iterable[Check], patterns: list[str] | None) -> list[Check]:
-    if not patterns:
-        return list(checks)
-    return [c for c in checks if any(fnmatch.fnmatch(c.id, p) for p in patterns)]
+    selection = Selection(select=tuple(patterns or ()))
+    return [c for c in checks if selection.holds(c)]
 
 
-def plan(checks: Iterable[Check], profiles: Iterable[str], patterns: list[str] | None = None
-         ) -> tuple[list[Check], list[Check]]:
-    """Split checks into (to run, not selected): in one of ``profiles`` and matching ``patterns``.
+def plan(checks: Iterable[Check], profiles: Iterable[str], patterns: list[str] | None = None, *,
+         selection: Selection | None = None) -> tuple[list[Check], list[Check]]:
+    """Split checks into (to run, not selected): in one of ``profiles``, matching ``patterns`` (id
+    globs) and ``selection``.
 
     Checks tagged ``final`` run after all others, since they judge what the whole run saw.
     """
     wanted = set(profiles)
-    chosen = {c.id for c in select([c for c in checks if c.profile in wanted], patterns)}
+    selection = selection or Selection()
+    chosen = {c.id for c in select([c for c in checks if c.profile in wanted and selection.holds(c)], patterns)}
     checks = list(checks)
     to_run = [c for c in checks if c.id in chosen]
     to_run.sort(key=lambda c: c.final)  # stable: registration order otherwise

@@ -75,7 +75,11 @@ BAD_USAGE = [
     (["run", "--target", "ftp://example"], "not an http(s) URL"),
     (["run", "--target", UNREACHABLE, "--profile", "no-such-profile"], "unknown"),
     (["run", "--target", UNREACHABLE, "--profile", ","], "names no profile"),
-    (["run", "--target", UNREACHABLE, "--select", "no-such/*"], "matches no check"),
+    (["run", "--target", UNREACHABLE, "--select", "no-such/*"], "is left"),
+    (["run", "--target", UNREACHABLE, "--profile", "core", "--exclude", "*"], "is left"),
+    (["run", "--target", UNREACHABLE, "--level", "maybe"], "--level"),
+    (["run", "--target", UNREACHABLE, "--tag", "no-such-tag"], "--tag"),
+    (["run", "--target", UNREACHABLE, "--section", "3."], "--section"),
     (["run", "--target", UNREACHABLE, "--bogus"], "run --help"),
     (["run"], "exactly one of --target"),
     (["run", "--target", UNREACHABLE, "--spawn-reference"], "exactly one of --target"),
@@ -98,6 +102,26 @@ def test_bad_usage_is_one_line_and_exit_2_before_anything_runs(argv, named, file
     assert code == cli.EXIT_USAGE, captured
     assert named in one_line_and_no_traceback(captured.err)
     assert captured.out == ""  # nothing ran: no header, no check
+
+
+def test_select_exclude_section_level_and_tag(capsys):
+    from harness.suites.registry import all_checks
+
+    def listed(*argv):
+        assert cli.main(["list", *argv]) == 0
+        return [line.split()[0] for line in capsys.readouterr().out.splitlines()]
+
+    checks = {c.id: c for c in all_checks()}
+    in_3_5 = listed("--section", "3.5", "--level", "MUST")
+    assert in_3_5 and all(checks[i].section.startswith("3.5") and checks[i].level == "MUST" for i in in_3_5)
+    assert set(listed("--section", "3")) >= set(in_3_5)  # a section covers its subsections
+    finals = listed("--tag", "final")
+    assert finals and all("final" in checks[i].tags for i in finals)
+    everything = listed("--profile", "core")
+    kept = listed("--profile", "core", "--exclude", "e2e/*")
+    assert kept and not [i for i in kept if i.startswith("e2e/")] and set(kept) < set(everything)
+    assert listed("--select", "e2e/*", "--exclude", "e2e/health") == [i for i in listed("--select", "e2e/*")
+                                                                      if i != "e2e/health"]
 
 
 def test_version_and_help_show_defaults():
