@@ -352,3 +352,72 @@ def component_policies(ctx: Context):
         exchange = ctx.client.call("accessToken:create", auth={"adminKey": admin_key},
                                    options={"policies": [component], "expiresAt": FUTURE, "metadata": {}})
         _refused(exchange, f"malformed component {component}", "invalid_input")
+
+
+SOLANA_TYPES = (CREATE, "solana:read", SIGN_MESSAGE, SIGN_TRANSACTION)
+_COMPONENT_OF = {CREATE: CREATE, LIST: "solana:read", SIGN_MESSAGE: SIGN_MESSAGE, SIGN_TRANSACTION: SIGN_TRANSACTION}
+
+
+@check("solana/authorization-matrix", section="14.4", level=Level.MUST,
+       requirement="Each Solana operation MUST be allowed or refused as 13.4 and 13.7 say for each credential: the "
+                   "admin key, a token allowing it, a token of other types only, a signed token narrowing to it or "
+                   "away from it, a signed token allowing it over a base that denies it, a signed token from a "
+                   "revoked base or expired, a token from before a rotation, another account's token.")
+def authorization_matrix(ctx: Context):
+    import time
+
+    from .tokens import signed_token
+
+    admin_key = _account(ctx, "matrix")
+    other_admin = _account(ctx, "matrix-other")
+    key = _create(ctx, admin_key)["pubkey"]
+    theirs = _token(ctx, other_admin, [{"type": t} for t in SOLANA_TYPES])
+    every = _token(ctx, admin_key, [{"type": t} for t in SOLANA_TYPES])
+    revoked = _ok(ctx, "accessToken:create", {"adminKey": admin_key},
+                  {"policies": [{"type": t} for t in SOLANA_TYPES], "expiresAt": FUTURE, "metadata": {}}, "to revoke")
+    _ok(ctx, "accessToken:revoke", {"adminKey": admin_key}, {"id": revoked["id"]}, "revoke a base token")
+    public_key = ctx.client.enclave_public_key
+
+    def sat(base: str, component_types, **extra) -> dict:
+        return {"accessToken": signed_token(public_key, base, [{"type": t} for t in component_types], **extra)}
+
+    options = {CREATE: {"metadata": {}}, LIST: None, SIGN_MESSAGE: {"from": key, "message": "matrix"},
+               SIGN_TRANSACTION: {"from": key, "transaction": _transaction(key, key, _fresh_key())}}
+    wrong = []
+    for operation, component in _COMPONENT_OF.items():
+        others = [t for t in SOLANA_TYPES if t != component]
+        allowing, denying = _token(ctx, admin_key, [{"type": component}]), _token(ctx, admin_key, [{"type": t} for t in others])
+        cases = [
+            ("the admin key", {"adminKey": admin_key}, None),
+            ("a token allowing it", {"accessToken": allowing}, None),
+            ("a token of other types only", {"accessToken": denying}, "auth_insufficient_scope"),
+            ("a signed token narrowing to it", sat(every, [component]), None),
+            ("a signed token narrowing away from it", sat(every, others), "auth_insufficient_scope"),
+            ("a signed token allowing it over a denying base", sat(denying, [component]), "auth_insufficient_scope"),
+            ("a signed token from a revoked base", sat(revoked["accessToken"], SOLANA_TYPES), "auth_invalid_access_token"),
+            ("an expired signed token", sat(every, SOLANA_TYPES, exp=int(time.time()) - 5), "auth_invalid_access_token"),
+        ]
+        if operation in (SIGN_MESSAGE, SIGN_TRANSACTION):
+            cases.append(("another account's token", {"accessToken": theirs}, "not_found"))
+        for what, auth, refusal in cases:
+            exchange = ctx.client.call(operation, auth=auth, options=options[operation])
+            if exchange.error_code in ("unknown_operation", "unsupported_operation"):
+                raise CheckUnimplemented(f"{operation}: target reports {exchange.error_code}")
+            if refusal is None and not exchange.ok:
+                wrong.append((operation, what, "refused", exchange.error_code))
+            elif refusal is not None and (exchange.ok or exchange.error_code != refusal):
+                wrong.append((operation, what, "allowed" if exchange.ok else exchange.error_code, f"expected {refusal}"))
+    # Another account's token lists that account's keys only.
+    listed = _ok(ctx, LIST, {"accessToken": theirs}, {"pageSize": 100}, "another account's token")
+    if key in [item.get("pubkey") for item in listed.get("items", [])]:
+        wrong.append((LIST, "another account's token", "shows this account's key", ""))
+    # A rotation kills every token of the account (6.4, 13.3).
+    codes = _ok(ctx, "serviceAccount:create", None, {"metadata": {}}, "an account to rotate")
+    rotated_key = _create(ctx, codes["adminKey"])["pubkey"]
+    before = _token(ctx, codes["adminKey"], [{"type": t} for t in SOLANA_TYPES])
+    _ok(ctx, "serviceAccount:rotate", {"rotationCode": codes["rotationCode"]}, None, "rotate")
+    exchange = ctx.client.call(SIGN_MESSAGE, auth={"accessToken": before}, options={"from": rotated_key, "message": "x"})
+    if exchange.ok or exchange.error_code != "auth_invalid_access_token":
+        wrong.append((SIGN_MESSAGE, "a token from before a rotation", exchange.error_code, "expected auth_invalid_access_token"))
+    require(not wrong, f"{len(wrong)} Solana authorization decisions are wrong", expected="13.4, 13.7, 14.4",
+            actual=wrong)

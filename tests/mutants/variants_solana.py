@@ -119,3 +119,19 @@ def _(app):
 
     ops._owner_group = lambda ctx, account_id: ctx.store.address("solana-owner", "everyone")
     return app
+
+
+@variant("solana-list-without-read-scope", "§14.4", "solana/authorization-matrix",
+         "solana:list answers a token with no solana:read component (an empty page) instead of refusing it")
+def _(app):
+    from reference.enclave import auth
+
+    require = auth.Principal.require
+
+    def patched(self, component_type, facts=None):
+        if component_type == "solana:read" and facts is None:
+            return None
+        return require(self, component_type, facts)
+
+    auth.Principal.require = patched
+    return app

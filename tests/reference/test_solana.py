@@ -202,3 +202,25 @@ def test_allowlist_metadata_and_message_patterns(enclave, admin_key):
             "auth_insufficient_scope")
     eoa_only = make_token(enclave, admin_key, [{"type": "eoa:read"}], expires_at=FUTURE)["accessToken"]
     refused(run(enclave, "solana:list", {"accessToken": eoa_only}), "auth_insufficient_scope")
+
+
+def test_a_signed_token_only_narrows_solana_components(enclave, admin_key):
+    import time
+
+    from .test_access_tokens import signed_token
+
+    key = create(enclave, admin_key)["pubkey"]
+    base = make_token(enclave, admin_key, [{"type": "solana:signMessage"}])
+    narrowed = signed_token(enclave, base["accessToken"], [{"type": "solana:signMessage", "messagePattern": "^ok"}],
+                            int(time.time()) + 600)
+    ok(run(enclave, "solana:signMessage", {"accessToken": narrowed}, {"from": key, "message": "ok then"}))
+    refused(run(enclave, "solana:signMessage", {"accessToken": narrowed}, {"from": key, "message": "no"}),
+            "auth_insufficient_scope")
+    # A signed token cannot add what its base token lacks.
+    widened = signed_token(enclave, base["accessToken"], [{"type": "solana:signTransaction"}], int(time.time()) + 600)
+    refused(run(enclave, "solana:signTransaction", {"accessToken": widened},
+                {"from": key, "transaction": legacy_transfer(Pubkey.from_string(key), Pubkey.from_string(key), SYSTEM)}),
+            "auth_insufficient_scope")
+    ok(run(enclave, "accessToken:revoke", {"adminKey": admin_key}, {"id": base["id"]}))
+    refused(run(enclave, "solana:signMessage", {"accessToken": narrowed}, {"from": key, "message": "ok"}),
+            "auth_invalid_access_token")
