@@ -34,7 +34,16 @@ import nacl.bindings as sodium
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from harness.protocol import envelope as client_envelope
+# Run from a checkout: its packages are top-level there (README, "Packaging"); the servers the
+# benchmarks start as child processes find them through PYTHONPATH.
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+_CHECKOUT = str(Path(__file__).resolve().parent.parent)
+sys.path.insert(0, _CHECKOUT)
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (_CHECKOUT, os.environ.get("PYTHONPATH")) if p)
+
+from harness.protocol import envelope as client_envelope  # noqa: E402
 
 HKDF_INFO = b"encryption"
 PING_REQUEST_BYTES = 100  # the request plaintext size the targets are stated for

@@ -27,7 +27,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from harness.attestation import Expectations, aws_nitro_root_g1, sig_structure, verify
+sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent.parent))  # a checkout's packages
+
+from harness.attestation import Expectations, aws_nitro_root_g1, sig_structure, verify  # noqa: E402
 
 ES384 = ec.ECDSA(hashes.SHA384())
 

@@ -29,7 +29,7 @@ def one_run(target: str, extra: list[str]) -> tuple[float, dict]:
     with tempfile.TemporaryDirectory() as reports:
         started = time.perf_counter()
         completed = subprocess.run([*HARNESS, "--target", target, "--report-dir", reports, *extra],
-                                   capture_output=True, text=True)
+                                   capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent)
         seconds = time.perf_counter() - started
         if completed.returncode != 0:
             raise SystemExit(f"the harness did not pass ({completed.returncode}):\n{completed.stdout[-2000:]}")
@@ -42,6 +42,7 @@ def main() -> int:
     parser.add_argument("--limit", type=float, default=30.0, help="seconds the median quick run may take")
     args = parser.parse_args()
 
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # a checkout's packages
     from harness.cli import SpawnedReference
 
     reference = SpawnedReference().start()

@@ -11,8 +11,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
-from harness import cli
+# A script run from a checkout: its packages are top-level there (README, "Packaging").
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from harness import cli  # noqa: E402
 
 
 def main() -> int:
