@@ -74,6 +74,19 @@ def expect_encrypted_error(exchange, what: str, *, code: str | None = None) -> s
     return error["code"]
 
 
+def expect_refusal(exchange, what: str, code: str | None = None) -> str:
+    """An encrypted refusal (spec §4.2) of a request the operation must refuse, with ``code`` when
+    given; ``unknown_operation`` means the operation is missing (UNIMPLEMENTED, not FAILED)."""
+    if exchange.ok:
+        raise CheckFailed(f"{what}: the Vault accepted it", expected="an encrypted error", actual=exchange.data)
+    actual = expect_encrypted_error(exchange, what)
+    if actual in ("unknown_operation", "unsupported_operation"):
+        raise CheckUnimplemented(f"{what}: target reports {actual}")
+    if code is not None:
+        require(actual == code, f"{what}: wrong error code", expected=code, actual=actual)
+    return actual
+
+
 def is_uuid(value) -> bool:
     try:
         uuid.UUID(str(value))

@@ -18,10 +18,10 @@ import os
 import re
 
 from . import evm_model
-from ._util import expect_encrypted_error, expect_success, is_uuid, require
+from ._util import expect_refusal, expect_success, is_uuid, require
 from .account_model import parse_timestamp
 from .evm_model import ModelError
-from .registry import CheckFailed, CheckUnimplemented, Context, Level, Observation, check
+from .registry import CheckFailed, Context, Level, Observation, check
 
 CREATE, LIST = "eoa:create", "eoa:list"
 SIGN_MESSAGE, SIGN_TYPED_DATA, SIGN_TRANSACTION = "eoa:signMessage", "eoa:signTypedData", "eoa:signTransaction"
@@ -59,18 +59,6 @@ def _call(ctx: Context, operation: str, admin_key: str, options=None):
 
 def _ok(ctx: Context, operation: str, admin_key: str, options, what: str):
     return expect_success(_call(ctx, operation, admin_key, options), f"{operation} ({what})")
-
-
-def _refused(exchange, what: str, code: str | None = None) -> str:
-    """An encrypted refusal (spec §4.2, §12.4); ``unknown_operation`` means the operation is missing."""
-    if exchange.ok:
-        raise CheckFailed(f"{what}: the Vault accepted it", expected="an encrypted error", actual=exchange.data)
-    actual = expect_encrypted_error(exchange, what)
-    if actual in ("unknown_operation", "unsupported_operation"):
-        raise CheckUnimplemented(f"{what}: target reports {actual}")
-    if code is not None:
-        require(actual == code, f"{what}: wrong error code", expected=code, actual=actual)
-    return actual
 
 
 def _members(data, members: frozenset, what: str) -> dict:
@@ -189,7 +177,7 @@ def _metadata_cases(address: str):
 def metadata_invalid(ctx: Context):
     owner = _Owner(ctx, "metadata-invalid")
     for what, operation, options in _metadata_cases(owner.address):
-        _refused(owner.call(operation, options), what)
+        expect_refusal(owner.call(operation, options), what)
     listed = owner.ok(LIST, {}, "after refusals")
     require(listed.get("totalRecords") == 1, "a refused eoa:create stored an EOA", expected=1,
             actual=listed.get("totalRecords"))
@@ -263,7 +251,7 @@ def _list_cases(address: str):
 def list_invalid(ctx: Context):
     owner = _Owner(ctx, "list-invalid")
     for what, operation, options in _list_cases(owner.address):
-        _refused(owner.call(operation, options), what)
+        expect_refusal(owner.call(operation, options), what)
 
 
 # ---- 12.2 choosing the key -------------------------------------------------------------------------
@@ -300,7 +288,7 @@ def _from_cases(address: str):
 def from_malformed(ctx: Context):
     owner = _Owner(ctx, "from-malformed")
     for what, operation, options in _from_cases(owner.address):
-        _refused(owner.call(operation, options), what)
+        expect_refusal(owner.call(operation, options), what)
 
 
 @check("eoa/from-any-case", section="12.2", level=Level.MUST,
@@ -333,7 +321,7 @@ def foreign_eoa_indistinguishable(ctx: Context):
         answers = {}
         for what, address in (("another account's EOA", other.address), ("an EOA that does not exist", nobody)):
             exchange = owner.call(operation, _valid_options(operation, address))
-            _refused(exchange, f"{operation} with {what}")
+            expect_refusal(exchange, f"{operation} with {what}")
             answers[what] = _masked(exchange.reply, address)
         require(answers["another account's EOA"] == answers["an EOA that does not exist"],
                 f"{operation}: another account's EOA is answered differently from one that does not exist",
@@ -392,7 +380,7 @@ def _message_cases(address: str):
 def sign_message_invalid(ctx: Context):
     owner = _Owner(ctx, "sign-message-invalid")
     for what, operation, options in _message_cases(owner.address):
-        _refused(owner.call(operation, options), what)
+        expect_refusal(owner.call(operation, options), what)
 
 
 # ---- 12.3 typed data ----------------------------------------------------------------------------------
@@ -436,7 +424,7 @@ def _typed_data_cases(address: str):
 def sign_typed_data_invalid(ctx: Context):
     owner = _Owner(ctx, "sign-typed-data-invalid")
     for what, operation, options in _typed_data_cases(owner.address):
-        _refused(owner.call(operation, options), what)
+        expect_refusal(owner.call(operation, options), what)
 
 
 # ---- 12.3 transactions ----------------------------------------------------------------------------
@@ -611,13 +599,13 @@ def _transaction_cases(address: str):
 def sign_transaction_invalid(ctx: Context):
     owner = _Owner(ctx, "sign-transaction-invalid")
     for what, operation, options in _transaction_cases(owner.address):
-        _refused(owner.call(operation, options), what)
+        expect_refusal(owner.call(operation, options), what)
 
 
 @check("eoa/blob-sidecar-refused", section="12.3", level=Level.INFO,
        requirement="Observed: whether a 0x03 transaction carrying a sidecar (blobs, commitments, proofs) is refused, "
                    "as the reference does (a sidecar is not signed; the caller attaches it).")
-def blob_sidecar_refused(ctx: Context):
+def blob_sidecarexpect_refusal(ctx: Context):
     owner = _Owner(ctx, "blob-sidecar-refused")
     answers = {}
     for name in ("blobs", "commitments", "proofs"):
@@ -688,7 +676,7 @@ def _authorization_cases(address: str):
 def sign_authorization_invalid(ctx: Context):
     owner = _Owner(ctx, "sign-authorization-invalid")
     for what, operation, options in _authorization_cases(owner.address):
-        _refused(owner.call(operation, options), what)
+        expect_refusal(owner.call(operation, options), what)
 
 
 # ---- 12.3 ERC-4337 user operations -------------------------------------------------------------
@@ -782,7 +770,7 @@ def _user_op_cases(address: str):
 def sign_user_op_invalid(ctx: Context):
     owner = _Owner(ctx, "sign-user-op-invalid")
     for what, operation, options in _user_op_cases(owner.address):
-        _refused(owner.call(operation, options), what)
+        expect_refusal(owner.call(operation, options), what)
 
 
 # ---- 12.4 authentication and error codes -------------------------------------------------------------
@@ -803,11 +791,11 @@ def auth(ctx: Context):
     for operation in OPERATIONS:
         options = _operation_options(operation, owner.address)
         for what, credential in _bad_credentials(owner):
-            _refused(ctx.client.call(operation, auth=credential, options=options), f"{operation} with {what}")
+            expect_refusal(ctx.client.call(operation, auth=credential, options=options), f"{operation} with {what}")
     rotated = expect_success(ctx.client.call("serviceAccount:rotate", auth={"rotationCode": owner.account["rotationCode"]}),
                              "serviceAccount:rotate")
     for operation in (LIST, SIGN_MESSAGE):
-        _refused(_call(ctx, operation, owner.admin_key, _operation_options(operation, owner.address)),
+        expect_refusal(_call(ctx, operation, owner.admin_key, _operation_options(operation, owner.address)),
                  f"{operation} with the admin key rotated away")
     owner.admin_key = rotated["newAdminKey"]
     listed = _list_all(ctx, owner.admin_key, "after rotation")
@@ -839,7 +827,7 @@ def error_codes(ctx: Context):
     wrong = []
 
     def expect(exchange, what, code):
-        actual = _refused(exchange, what)
+        actual = expect_refusal(exchange, what)
         if actual != code:
             wrong.append(f"{what}: {actual}")
 

@@ -14,7 +14,7 @@ import os
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from ._util import expect_encrypted_error, expect_success, is_iso8601, require
+from ._util import expect_refusal, expect_success, is_iso8601, require
 from .registry import CheckFailed, CheckUnimplemented, Context, Level, check
 
 CREATE, LIST, SIGN_MESSAGE, SIGN_TRANSACTION = "solana:create", "solana:list", "solana:signMessage", "solana:signTransaction"
@@ -105,17 +105,6 @@ def _account(ctx: Context, name: str) -> str:
 def _ok(ctx: Context, operation: str, auth: dict, options, what: str):
     exchange = ctx.client.call(operation, auth=auth, options=options)
     return expect_success(exchange, f"{operation} ({what})")
-
-
-def _refused(exchange, what: str, code: str | None = None) -> str:
-    if exchange.ok:
-        raise CheckFailed(f"{what}: the Vault accepted it", expected="an encrypted error", actual=exchange.data)
-    actual = expect_encrypted_error(exchange, what)
-    if actual in ("unknown_operation", "unsupported_operation"):
-        raise CheckUnimplemented(f"{what}: target reports {actual}")
-    if code is not None:
-        require(actual == code, f"{what}: wrong error code", expected=code, actual=actual)
-    return actual
 
 
 def _create(ctx: Context, admin_key: str, metadata: dict | None = None) -> dict:
@@ -241,7 +230,7 @@ def sign_transaction_invalid(ctx: Context):
     for what, transaction in cases.items():
         exchange = ctx.client.call(SIGN_TRANSACTION, auth={"adminKey": admin_key},
                                    options={"from": key, "transaction": transaction})
-        _refused(exchange, what, "invalid_input")
+        expect_refusal(exchange, what, "invalid_input")
 
 
 @check("solana/choose-key", section="14.2", level=Level.MUST,
@@ -257,7 +246,7 @@ def choose_key(ctx: Context):
             ("an unknown key", _fresh_key(), admin_key, "not_found"),
             ("another account's key", key, other_admin, "not_found")):
         exchange = ctx.client.call(SIGN_MESSAGE, auth={"adminKey": auth}, options={"from": sender, "message": "x"})
-        _refused(exchange, what, code)
+        expect_refusal(exchange, what, code)
 
 
 @check("solana/transaction-patterns", section="14.4", level=Level.MUST,
@@ -351,7 +340,7 @@ def component_policies(ctx: Context):
                       {"type": SIGN_TRANSACTION, "transactionPatterns": {"feePayer": hot}}):
         exchange = ctx.client.call("accessToken:create", auth={"adminKey": admin_key},
                                    options={"policies": [component], "expiresAt": FUTURE, "metadata": {}})
-        _refused(exchange, f"malformed component {component}", "invalid_input")
+        expect_refusal(exchange, f"malformed component {component}", "invalid_input")
 
 
 SOLANA_TYPES = (CREATE, "solana:read", SIGN_MESSAGE, SIGN_TRANSACTION)
