@@ -410,3 +410,105 @@ def authorization_matrix(ctx: Context):
         wrong.append((SIGN_MESSAGE, "a token from before a rotation", exchange.error_code, "expected auth_invalid_access_token"))
     require(not wrong, f"{len(wrong)} Solana authorization decisions are wrong", expected="13.4, 13.7, 14.4",
             actual=wrong)
+
+
+# ---- generated policies and transactions against a model of 14.4 --------------------------------
+
+def _header_writable(message) -> list[str]:
+    """The static accounts the header declares writable (14.4's definition)."""
+    keys = [str(k) for k in message.account_keys]
+    header = message.header
+    signers = header.num_required_signatures
+    return [k for i, k in enumerate(keys)
+            if i < signers - header.num_readonly_signed_accounts
+            or signers <= i < len(keys) - header.num_readonly_unsigned_accounts]
+
+
+def model_allows(patterns: dict, transaction_b64: str, signer: str) -> bool:
+    """14.4, written here from the spec: does ``transactionPatterns`` allow signing this transaction?"""
+    from solders.message import MessageV0
+    from solders.transaction import VersionedTransaction
+
+    message = VersionedTransaction.from_bytes(base64.b64decode(transaction_b64)).message
+    keys = [str(k) for k in message.account_keys]
+    signers = keys[:message.header.num_required_signatures]
+    programs = [keys[ix.program_id_index] if ix.program_id_index < len(keys) else None
+                for ix in message.instructions]
+    from_tables = sum(len(t.writable_indexes) for t in message.address_table_lookups) \
+        if isinstance(message, MessageV0) else 0
+    writable = [k for k in _header_writable(message) if k != signer]
+    if "programs" in patterns:
+        kind, listed = patterns["programs"]["type"], set(patterns["programs"]["programs"])
+        if None in programs or (kind == "allow" and not set(programs) <= listed) or \
+                (kind == "deny" and set(programs) & listed):
+            return False
+    if "writableAccounts" in patterns:
+        kind, listed = patterns["writableAccounts"]["type"], set(patterns["writableAccounts"]["accounts"])
+        if from_tables or (kind == "allow" and not set(writable) <= listed) or \
+                (kind == "deny" and set(writable) & listed):
+            return False
+    if not set(patterns.get("requiredCosigners", [])) <= set(signers):
+        return False
+    if "maxInstructions" in patterns and len(message.instructions) > patterns["maxInstructions"]:
+        return False
+    return not (patterns.get("canPayFees") is False and signers[0] == signer)
+
+
+@check("solana/policy-property", section="14.4", level=Level.MUST,
+       requirement="For generated transactionPatterns and transactions, solana:signTransaction through a token MUST "
+                   "be allowed exactly when 14.4 says (a model written from the spec decides), and refused with "
+                   "auth_insufficient_scope otherwise.")
+def policy_property(ctx: Context):
+    from hypothesis import example, given
+    from hypothesis import strategies as st
+
+    from ._util import property_check
+
+    admin_key = _account(ctx, "policy-property")
+    key = _create(ctx, admin_key)["pubkey"]
+    to, cosigner, stranger = _fresh_key(), _fresh_key(), _fresh_key()
+    shapes = {
+        "transfer": _transaction(key, key, to),
+        "transfer + memo signed by a cosigner": _transaction(key, key, to, memo_signer=cosigner),
+        "paid by the cosigner": _transaction(cosigner, key, to),
+        "v0 transfer": _transaction(key, key, to, version="v0"),
+        "v0, recipient from a lookup table": _transaction(key, key, to, version="v0", lookup=[to]),
+    }
+    pool = [SYSTEM_PROGRAM, MEMO_PROGRAM, key, to, cosigner, stranger]
+    keys = st.lists(st.sampled_from(pool), max_size=3, unique=True)
+    members = {
+        "programs": st.fixed_dictionaries({"type": st.sampled_from(["allow", "deny"]), "programs": keys}),
+        "writableAccounts": st.fixed_dictionaries({"type": st.sampled_from(["allow", "deny"]), "accounts": keys}),
+        "requiredCosigners": keys,
+        "maxInstructions": st.integers(0, 3),
+        "canPayFees": st.booleans(),
+    }
+    # One member alone most of the time (so no other member's denial hides it), and combinations.
+    patterns = st.one_of(*(st.fixed_dictionaries({name: strategy}) for name, strategy in members.items()),
+                         st.fixed_dictionaries({}, optional=members))
+    wrong = []
+
+    @property_check(ctx, 40)
+    @given(patterns, st.sampled_from(sorted(shapes)))
+    # Always tried, whatever the draw: each member alone where it decides.
+    @example({"canPayFees": False}, "transfer")
+    @example({"maxInstructions": 1}, "transfer + memo signed by a cosigner")
+    @example({"requiredCosigners": [cosigner]}, "transfer")
+    @example({"programs": {"type": "allow", "programs": [SYSTEM_PROGRAM]}}, "transfer + memo signed by a cosigner")
+    @example({"writableAccounts": {"type": "deny", "accounts": [to]}}, "transfer")
+    def prop(drawn, shape):
+        transaction = shapes[shape]
+        token = _token(ctx, admin_key, [{"type": SIGN_TRANSACTION, "transactionPatterns": drawn}])
+        exchange = ctx.client.call(SIGN_TRANSACTION, auth={"accessToken": token},
+                                   options={"from": key, "transaction": transaction})
+        if exchange.error_code in ("unknown_operation", "unsupported_operation"):
+            raise CheckUnimplemented(f"{SIGN_TRANSACTION}: target reports {exchange.error_code}")
+        expected = model_allows(drawn, transaction, key)
+        if expected and exchange.ok:
+            _verify(key, exchange.data.get("signature"), _message_bytes(transaction), f"{shape} under {drawn}")
+        elif expected != exchange.ok or (not expected and exchange.error_code != "auth_insufficient_scope"):
+            wrong.append({"patterns": drawn, "transaction": shape, "model": "allow" if expected else "deny",
+                          "vault": "allow" if exchange.ok else exchange.error_code})
+        require(not wrong, "the Vault and the 14.4 model disagree", expected="the model's decision", actual=wrong[:5])
+
+    prop()
