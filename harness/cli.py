@@ -12,14 +12,17 @@ Exit status (run):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
 import secrets
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.parse
 from datetime import datetime, timezone
@@ -449,9 +452,11 @@ def cmd_run(args) -> int:
         out.line(f"vault-harness {report.harness_version()} (spec {SPEC_VERSION}): {len(checks)} checks of "
                  f"profiles {', '.join(profiles)} against {target}; seed {seed} (replay with --seed {seed})")
         deadline = time.monotonic() + args.deadline if args.deadline else None
-        outcome = runner.run(checks, ctx, expected_failures=expected_failures, strict=args.strict,
-                             on_start=out.started, on_result=out.finished, not_selected=not_selected,
-                             profiles=profiles, deadline=deadline, fail_fast=args.fail_fast)
+        with _ctrl_c_noted() as interrupted:
+            outcome = runner.run(checks, ctx, expected_failures=expected_failures, strict=args.strict,
+                                 on_start=out.started, on_result=out.finished, not_selected=not_selected,
+                                 profiles=profiles, deadline=deadline, fail_fast=args.fail_fast,
+                                 interrupted=interrupted.is_set)
         hint = _hint(outcome, client, args)
     finally:
         client.close()
@@ -475,6 +480,26 @@ def cmd_run(args) -> int:
     if outcome.incomplete and outcome.incomplete.startswith("interrupted"):
         return EXIT_INTERRUPTED
     return EXIT_CONFORMS if outcome.passed() else EXIT_DOES_NOT_CONFORM
+
+
+@contextlib.contextmanager
+def _ctrl_c_noted():
+    """SIGINT also sets an event: Python drops a KeyboardInterrupt raised inside a garbage-collector
+    callback (hypothesis registers one), and the run must stop all the same."""
+    noted = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield noted
+        return
+
+    def on_sigint(signum, frame):
+        noted.set()
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield noted
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _hint(outcome, client: VaultClient, args) -> str | None:

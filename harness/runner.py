@@ -182,12 +182,14 @@ def apply_waivers(results: list[Result], expected_failures) -> None:
 
 def run(checks: list[Check], ctx: Context, *, expected_failures=(), strict: bool = False,
         on_result=None, on_start=None, not_selected: Iterable[Check] = (), profiles: Iterable[str] = (),
-        deadline: float | None = None, fail_fast: bool = False) -> Run:
+        deadline: float | None = None, fail_fast: bool = False, interrupted=None) -> Run:
     """Run ``checks`` in order and judge each.
 
     ``deadline`` (a ``time.monotonic()`` instant) and ``fail_fast`` stop the run between checks; a
     check already running finishes (each of its requests is bounded by the client's timeout).
-    Ctrl-C stops it too. The checks that did not run are NOT-RUN and the run is ``incomplete``.
+    Ctrl-C stops it too: the KeyboardInterrupt, or ``interrupted()`` turning true. The second covers an
+    interrupt that Python swallowed (one raised inside a garbage-collector callback is only printed).
+    The checks that did not run are NOT-RUN and the run is ``incomplete``.
     """
     waivers = _as_waivers(expected_failures)
     outcome = Run(ctx.target, strict=strict, profiles=tuple(profiles))
@@ -196,6 +198,9 @@ def run(checks: list[Check], ctx: Context, *, expected_failures=(), strict: bool
     done = 0
     try:
         for check in ordered:
+            if interrupted is not None and interrupted():
+                outcome.incomplete = "interrupted (Ctrl-C)"
+                break
             if deadline is not None and time.monotonic() >= deadline:
                 outcome.incomplete = "the --deadline passed"
                 break
@@ -212,6 +217,8 @@ def run(checks: list[Check], ctx: Context, *, expected_failures=(), strict: bool
                 break
     except KeyboardInterrupt:
         outcome.incomplete = "interrupted (Ctrl-C)"
+    if outcome.incomplete is None and interrupted is not None and interrupted():
+        outcome.incomplete = "interrupted (Ctrl-C)"  # during the last check, and swallowed there
     outcome.results += [Result(check, Verdict.NOT_RUN, f"not run: {outcome.incomplete}") for check in ordered[done:]]
     outcome.results += [Result(check, Verdict.NOT_SELECTED, "outside the selected profiles or --select")
                         for check in not_selected]

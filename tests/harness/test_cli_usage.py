@@ -274,7 +274,7 @@ def test_deadline_and_fail_fast_stop_the_run_and_fail_it(reference, tmp_path):
 def test_ctrl_c_writes_the_partial_report_and_exits_130(reference, tmp_path):
     runner_process = subprocess.Popen(
         [sys.executable, "-m", "harness.cli", "run", "--target", reference.url, "--profile", "core",
-         "--examples", "500", "--select", "e2e/round-trip-arbitrary", "--select", "e2e/health",
+         "--examples", "3000", "--select", "e2e/round-trip-arbitrary", "--select", "e2e/health",
          "--report-dir", str(tmp_path)],
         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
@@ -289,7 +289,9 @@ def test_ctrl_c_writes_the_partial_report_and_exits_130(reference, tmp_path):
     document = _report(tmp_path)
     verdicts = {r["id"]: r["verdict"] for r in document["results"]}
     assert document["incomplete"] == "interrupted (Ctrl-C)" and document["passed"] is False
-    assert verdicts["e2e/health"] == "OK" and verdicts["e2e/round-trip-arbitrary"] == "NOT-RUN"
+    # Interrupted mid-check the check is NOT-RUN; if Python swallowed the interrupt (inside a GC
+    # callback) the check finishes, and the run still stops and says so.
+    assert verdicts["e2e/health"] == "OK" and verdicts["e2e/round-trip-arbitrary"] in ("NOT-RUN", "OK")
 
 
 @pytest.mark.server

@@ -126,3 +126,20 @@ def test_every_registered_check_has_a_defined_profile_and_areas_map_to_profiles(
 def test_a_check_of_an_area_without_profile_cannot_register():
     with pytest.raises(ValueError, match="profile"):
         check("nowhere/x", section="1.1", level=Level.MUST, requirement="r")(lambda ctx: None)
+
+
+def test_an_interrupt_noted_but_swallowed_still_stops_the_run():
+    flag = {"set": False}
+
+    def swallowing(ctx):  # as if Ctrl-C arrived and Python dropped the KeyboardInterrupt
+        flag["set"] = True
+
+    checks = [Check("a/first", "1.1", Level.MUST, "r", swallowing, profile="core"), make("a/second", Level.MUST, "pass")]
+    outcome = runner.run(checks, CTX, interrupted=lambda: flag["set"])
+    assert outcome.incomplete == "interrupted (Ctrl-C)" and not outcome.passed()
+    assert [r.verdict for r in outcome.results] == [Verdict.OK, Verdict.NOT_RUN]
+    flag["set"] = False
+    last = runner.run([Check("a/only", "1.1", Level.MUST, "r", swallowing, profile="core")], CTX,
+                      interrupted=lambda: flag["set"])
+    assert last.incomplete == "interrupted (Ctrl-C)"  # noted during the last check
+    assert [r.verdict for r in last.results] == [Verdict.OK]
