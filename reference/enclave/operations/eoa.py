@@ -87,8 +87,9 @@ def positive_int(options: dict, name: str, default: int) -> int:
     return value
 
 
-def page_of(request, items: list, public) -> dict:
-    """``{items, page, pageSize, totalRecords}`` of the visible items, in creation order (12.1)."""
+def page_of(request, items: list, public, count_name: str = "totalRecords") -> dict:
+    """``{items, page, pageSize, totalRecords}`` of the visible items, in creation order (12.1);
+    Solana's list names its count ``totalCount`` (14.1)."""
     options = request.options if isinstance(request.options, dict) else {}
     page = positive_int(options, "page", 1)
     page_size = positive_int(options, "pageSize", DEFAULT_PAGE_SIZE)
@@ -99,7 +100,7 @@ def page_of(request, items: list, public) -> dict:
         "items": [public(r) for r in items[start : start + page_size]],
         "page": page,
         "pageSize": page_size,
-        "totalRecords": len(items),
+        count_name: len(items),
     }
 
 

@@ -10,11 +10,7 @@ from __future__ import annotations
 from .. import policy
 from ..auth import authenticate
 from ..errors import OperationCode, OperationError
-from .eoa import _invalid, _metadata, _options, positive_int
-
-DEFAULT_PAGE_SIZE = 20
-MAX_PAGE_SIZE = 100
-
+from .eoa import _invalid, _metadata, _options, page_of
 
 def _solana():
     """Loaded on the first Solana operation: solders is not needed by a Vault that never sees one."""
@@ -59,16 +55,10 @@ def list_accounts(ctx, request) -> dict:
     principal = authenticate(ctx, request)
     principal.require("solana:read")
     options = request.options if isinstance(request.options, dict) else {}
-    page = positive_int(options, "page", 1)
-    page_size = positive_int(options, "pageSize", DEFAULT_PAGE_SIZE)
-    if page_size > MAX_PAGE_SIZE:
-        raise _invalid(f"options.pageSize must be at most {MAX_PAGE_SIZE}")
     records = ctx.store.group(_owner_group(ctx, principal.account_id))
     visible = [r for r in records
                if principal.may_see("solana:read", policy.Facts(metadata=r["metadata"], options=options))]
-    start = (page - 1) * page_size
-    return {"items": [_public(r) for r in visible[start:start + page_size]], "totalCount": len(visible),
-            "page": page, "pageSize": page_size}
+    return page_of(request, visible, _public, count_name="totalCount")
 
 
 def _signing_key(ctx, request, principal) -> tuple[dict, str]:
