@@ -135,3 +135,41 @@ def _(app):
 
     auth.Principal.require = patched
     return app
+
+
+@variant("solana-create-drops-metadata", "§14.1", "solana/create",
+         "solana:create answers empty metadata instead of what was sent")
+def _(app):
+    from tests.mutants.variants import _ops, _on
+
+    return _ops(app, after=_on("solana:create", lambda request, data: {**data, "metadata": {}}))
+
+
+@variant("solana-unknown-key-invalid-input", "§14.2", "solana/choose-key",
+         "a from that is not the caller's key is answered invalid_input instead of not_found")
+def _(app):
+    from tests.mutants.variants import _ops
+
+    def after(request, reply):
+        if str(request.get("operation", "")).startswith("solana:sign") and not reply.get("success") \
+                and reply["error"]["code"] == "not_found":
+            reply["error"]["code"] = "invalid_input"
+        return reply
+
+    return _ops(app, after=after)
+
+
+@variant("solana-max-instructions-off-by-one", "§14.4", "solana/policy-property",
+         "maxInstructions allows one instruction more than it names")
+def _(app):
+    from reference.enclave import policy
+
+    holds = policy._solana_transaction_holds
+
+    def patched(patterns, tx, signer):
+        if patterns is not None and patterns.max_instructions is not None:
+            patterns = dataclasses.replace(patterns, max_instructions=patterns.max_instructions + 1)
+        return holds(patterns, tx, signer)
+
+    policy._solana_transaction_holds = patched
+    return app
