@@ -1,4 +1,10 @@
-"""The boot blobs nitro-cli ships (kernel, its .config, cmdline, init, nsm.ko) — §9.5.2."""
+"""The boot blobs nitro-cli ships (kernel, its .config, cmdline, init, nsm.ko) — §9.5.2.
+
+A blobs directory may also hold ``modules/*.ko``: kernel modules the init loads before ``nsm.ko``.
+nitro-cli's blobs have none (AWS's kernel builds its drivers in); the local enclave flavour's
+Debian kernel builds its virtio-mmio and fw_cfg drivers as modules (§9.11). They go into ramdisk 0
+under ``modules/`` and are measured with it (PCR1); without them ramdisk 0 is nitro-cli's, byte for byte.
+"""
 
 from __future__ import annotations
 
@@ -25,6 +31,7 @@ class Blobs:
     init: Path
     nsm_ko: Path
     kernel_config: Path | None = None
+    modules: tuple[Path, ...] = ()  # extra modules, in the order the init loads them (by name)
 
     @classmethod
     def from_dir(cls, directory: str | os.PathLike[str] | None = None, *, arch: str = "x86_64") -> "Blobs":
@@ -39,10 +46,12 @@ class Blobs:
         if missing:
             raise errors.BlobsError(f"blobs missing in {d}: {', '.join(missing)}")
         config = d / f"{kname}.config"
+        modules = tuple(sorted((d / "modules").glob("*.ko"), key=lambda p: p.name))
         return cls(
             kernel=paths["kernel"],
             cmdline=trim_cmdline(paths["cmdline"].read_bytes()),
             init=paths["init"],
             nsm_ko=paths["nsm.ko"],
             kernel_config=config if config.is_file() else None,
+            modules=modules,
         )

@@ -149,7 +149,9 @@ def write_bootstrap_ramdisk(blobs: Blobs, out: BinaryIO) -> int:
     with open(blobs.init, "rb") as fi, open(blobs.nsm_ko, "rb") as fn:
         init = ramdisk.FileSpec("init", 0o755, read=ramdisk.file_reader(fi), size=os.fstat(fi.fileno()).st_size)
         nsm = ramdisk.FileSpec("nsm.ko", 0o755, read=ramdisk.file_reader(fn), size=os.fstat(fn.fileno()).st_size)
-        return ramdisk.write_initrd(ramdisk.bootstrap_entries(init, nsm), out)
+        # Small (tens of KiB each): read whole, so no file stays open past this call.
+        modules = [ramdisk.FileSpec(f"modules/{m.name}", 0o755, contents=m.read_bytes()) for m in blobs.modules]
+        return ramdisk.write_initrd(ramdisk.bootstrap_entries(init, nsm, modules), out)
 
 
 def write_customer_ramdisk(source: ImageSource, out: BinaryIO) -> int:

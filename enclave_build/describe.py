@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Callable
 
 from . import eif, signing
 from .metadata import decode_metadata
@@ -25,8 +25,10 @@ class EifInfo:
         return self.signature_section is not None
 
 
-def inspect_eif(fp: BinaryIO, *, check_crc: bool = True, chunk_size: int = CHUNK_SIZE) -> EifInfo:
-    """Validate and measure an EIF in one streaming pass (constant memory)."""
+def inspect_eif(fp: BinaryIO, *, check_crc: bool = True, chunk_size: int = CHUNK_SIZE,
+                on_data: Callable[[eif.SectionDataReceived], None] | None = None) -> EifInfo:
+    """Validate and measure an EIF in one streaming pass (constant memory). ``on_data`` sees each
+    chunk of the kernel and ramdisk sections as it is measured (the local launcher writes them out)."""
     reader = eif.EifReader(check_crc=check_crc)
     m = Measurer()
     types: list[eif.SectionType] = []
@@ -41,6 +43,8 @@ def inspect_eif(fp: BinaryIO, *, check_crc: bool = True, chunk_size: int = CHUNK
             if isinstance(ev, eif.SectionStarted):
                 types.append(ev.type)
             elif isinstance(ev, eif.SectionDataReceived):
+                if on_data is not None:
+                    on_data(ev)
                 if ev.type is eif.SectionType.RAMDISK:
                     m.ramdisk(ev.ramdisk_index, ev.data)
                 else:  # kernel (cmdline is buffered and arrives with SectionEnded)

@@ -268,12 +268,19 @@ def write_initrd(entries: Iterable[TarEntry], out: BinaryIO) -> int:
 # --- the two nitro-cli ramdisks (enclave_build/src/yaml_generator.rs) --------------------------
 
 
-def bootstrap_entries(init: FileSpec | bytes, nsm_ko: FileSpec | bytes) -> Iterator[TarEntry]:
-    """``files: [dev/ 0755, init 0755, nsm.ko 0755]``."""
+def bootstrap_entries(init: FileSpec | bytes, nsm_ko: FileSpec | bytes,
+                      modules: Iterable[FileSpec] = ()) -> Iterator[TarEntry]:
+    """``files: [dev/ 0755, init 0755, nsm.ko 0755]``, then (local flavour only, §9.11) the
+    directory ``modules/`` and each extra module in it; nitro-cli's ramdisk 0 has no modules."""
     def spec(path: str, v: FileSpec | bytes) -> FileSpec:
         return v if isinstance(v, FileSpec) else FileSpec(path, 0o755, contents=v)
 
-    return linuxkit_files_entries([FileSpec("dev", 0o755, directory=True), spec("init", init), spec("nsm.ko", nsm_ko)])
+    files = [FileSpec("dev", 0o755, directory=True), spec("init", init), spec("nsm.ko", nsm_ko)]
+    extra = list(modules)
+    if extra:
+        files.append(FileSpec("modules", 0o755, directory=True))
+        files.extend(extra)
+    return linuxkit_files_entries(files)
 
 
 def config_lines(values: Iterable[str]) -> bytes:

@@ -343,6 +343,22 @@ def build_reference_image(repo_root: str | os.PathLike[str], *, base_image: str,
     return image.id
 
 
+LOCAL_IMAGE_DIR = IMAGE_DIR / "local"
+
+
+def build_local_image(image: str, *, client: Any = None, tag: str | None = None) -> str:
+    """The local enclave flavour of ``image`` (§9.11): the same filesystem, the microVM's command
+    (``image/local/Dockerfile``: one CMD, no step). Its image ID."""
+    client = client or docker_client()
+    try:
+        built, _ = client.images.build(path=str(LOCAL_IMAGE_DIR), tag=tag or f"{IMAGE_REPOSITORY}:local",
+                                       buildargs={"BASE_IMAGE": image}, network_mode="none", rm=True,
+                                       forcerm=True, pull=False)
+    except Exception as e:
+        raise ReferenceImageError(f"docker build (local flavour): {e}") from None
+    return built.id
+
+
 # --- the EIF -------------------------------------------------------------------------------------
 
 

@@ -155,7 +155,9 @@ def _config(args) -> Config:
         address = getattr(args, option, None)
         if address is not None:
             try:
-                parse_address(address)
+                family, _ = parse_address(address)
+                if option == "enclave" and family == "serial":
+                    raise ValueError("serial: is an enclave's listen address; the host connects to tcp: or vsock:")
             except ValueError as error:
                 raise ValueError(f"--{option} {address}: {error}") from None
     return config
@@ -169,7 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--port", type=int, help="port (default 8080)")
     serve.add_argument("--data-dir", type=Path, help="where the encrypted store and dev master key live")
     enclave = sub.add_parser("enclave", help="run only the enclave side, answering framed requests")
-    enclave.add_argument("--listen", required=True, help="tcp:HOST:PORT or vsock:CID:PORT")
+    enclave.add_argument("--listen", required=True, help="tcp:HOST:PORT, vsock:CID:PORT or serial:PORT (a virtio-serial "
+                         "port name or device, in the local microVM)")
     enclave.add_argument("--data-dir", type=Path, help="where the encrypted store and dev master key live")
     for command in (serve, enclave):
         command.add_argument("--nsm", choices=["simulated", "device"], help="attestation source (default simulated)")

@@ -9,6 +9,7 @@ allocate without bound. Pure functions over bytes; the socket code lives in the 
 from __future__ import annotations
 
 import asyncio
+import re
 import struct
 
 MAX_FRAME = 2 << 20  # twice the host's body limit: the host never forwards more than 1 MiB
@@ -31,11 +32,18 @@ def encode_reply(status: int, body: bytes) -> bytes:
 
 
 def parse_address(address: str) -> tuple[str, tuple]:
-    """``tcp:HOST:PORT`` or ``vsock:CID:PORT`` → (family, sockaddr)."""
+    """``tcp:HOST:PORT``, ``vsock:CID:PORT`` or ``serial:PORT`` → (family, sockaddr).
+
+    ``serial:`` is the enclave's side of the local microVM's link (spec 9.11): a virtio-serial port
+    named ``PORT`` (or the device at that absolute path), one byte stream instead of connections."""
     scheme, _, rest = address.partition(":")
+    if scheme == "serial":
+        if not rest or "\0" in rest or (not rest.startswith("/") and not re.fullmatch(r"[A-Za-z0-9._-]+", rest)):
+            raise ValueError(f"serial needs a virtio port name or a device path, got {address!r}")
+        return "serial", (rest,)
     host, _, port = rest.rpartition(":")
     if scheme not in ("tcp", "vsock") or not host or not port.isdigit():
-        raise ValueError(f"address must be tcp:HOST:PORT or vsock:CID:PORT, got {address!r}")
+        raise ValueError(f"address must be tcp:HOST:PORT, vsock:CID:PORT or serial:PORT, got {address!r}")
     if scheme == "vsock":
         if not host.isdigit():
             raise ValueError(f"vsock CID must be a number, got {host!r}")

@@ -41,6 +41,9 @@ class SocketTransport:
         from ..framing import parse_address
 
         self.family, self.sockaddr = parse_address(address)
+        if self.family == "serial":
+            raise ValueError("serial: is where the enclave listens in a microVM; the host connects to the "
+                             "launcher's tcp:HOST:PORT")
         self.timeout = timeout
         self._lock = asyncio.Lock()
         self._streams = None
