@@ -451,21 +451,22 @@ def _http_ok(url: str) -> bool:
 
 @dataclasses.dataclass
 class ServedVault:
-    """The enclave side in a container of the measured image, the host front as a local process."""
+    """The enclave side (a container of the measured image, or the EIF booted in a microVM by the
+    launcher process), the host front as a local process."""
 
     url: str
     container: Any
     host_process: subprocess.Popen
+    launcher: subprocess.Popen | None = None
+    ready: dict[str, Any] | None = None  # the launcher's "ready" event (boot time, PCRs)
 
     def stop(self) -> str:
         logs = ""
-        if self.host_process.poll() is None:
-            self.host_process.terminate()
-            try:
-                self.host_process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.host_process.kill()
-                self.host_process.wait()
+        for process in (self.host_process, self.launcher):
+            if process is not None:
+                _terminate(process)
+        if self.launcher is not None:
+            return self.launcher.stdout.read().decode(errors="replace") if self.launcher.stdout else ""
         try:
             logs = self.container.logs().decode(errors="replace")
         except Exception:
@@ -475,6 +476,16 @@ class ServedVault:
         except Exception:
             pass
         return logs
+
+
+def _terminate(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def eif_image_id(eif: str | os.PathLike[str]) -> str:
@@ -511,7 +522,6 @@ def serve_image(image: str, pcrs: dict[str, Any], *, client: Any = None, http_po
         container = client.containers.create(image, command=command, network_mode="host")
     except Exception as e:
         raise ReferenceImageError(f"docker create: {e}") from None
-    host_process = None
     try:
         data = json.dumps(pcrs, indent=2).encode() + b"\n"
         buf = io.BytesIO()
@@ -529,26 +539,73 @@ def serve_image(image: str, pcrs: dict[str, Any], *, client: Any = None, http_po
             return None
 
         _wait("enclave container", lambda: _tcp_open(enclave_port), container_dead, timeout)
-        host_process = subprocess.Popen(
-            [sys.executable, "-m", sibling("reference.cli"), "host", "--enclave", f"tcp:127.0.0.1:{enclave_port}",
-             "--port", str(http_port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        url = f"http://127.0.0.1:{http_port}"
-
-        def host_dead() -> str | None:
-            if host_process.poll() is None:
-                return None
-            return host_process.stdout.read().decode(errors="replace")
-
-        _wait("host front", lambda: _http_ok(url + "/health"), host_dead, timeout)
+        url, host_process = _start_host_front(enclave_port, http_port, lambda: None, timeout)
         return ServedVault(url=url, container=container, host_process=host_process)
     except BaseException:
-        if host_process is not None and host_process.poll() is None:
-            host_process.kill()
-            host_process.wait()
         try:
             container.remove(force=True)
         except Exception:
             pass
+        raise
+
+
+def _start_host_front(enclave_port: int, http_port: int, alive: Callable[[], str | None],
+                      timeout: float) -> tuple[str, subprocess.Popen]:
+    host_process = subprocess.Popen(
+        [sys.executable, "-m", sibling("reference.cli"), "host", "--enclave", f"tcp:127.0.0.1:{enclave_port}",
+         "--port", str(http_port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{http_port}"
+
+    def host_dead() -> str | None:
+        if host_process.poll() is None:
+            return alive()
+        return host_process.stdout.read().decode(errors="replace")
+
+    try:
+        _wait("host front", lambda: _http_ok(url + "/health"), host_dead, timeout)
+    except BaseException:
+        _terminate(host_process)
+        raise
+    return url, host_process
+
+
+def serve_local(eif: str | os.PathLike[str], *, http_port: int | None = None, boot_timeout: float | None = None,
+                launcher_args: Sequence[str] = ()) -> ServedVault:
+    """Boot ``eif`` in a microVM (``enclave_build.microvm.launcher``, §9.11), then the host front.
+    The launcher computes the PCRs from the EIF's bytes and hands them to the guest's NSM."""
+    enclave_port, http_port = free_port(), http_port or free_port()
+    argv = [sys.executable, "-m", sibling("enclave_build.microvm.launcher"), "run", str(eif),
+            "--port", str(enclave_port), *launcher_args]
+    if boot_timeout is not None:
+        argv += ["--boot-timeout", str(boot_timeout)]
+    launcher = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        ready = None
+        for line in launcher.stdout:  # JSON events, one per line; anything else is an error message
+            try:
+                event = json.loads(line)
+            except ValueError:
+                event = None
+            if not isinstance(event, dict):
+                _log(line.decode(errors="replace").rstrip())
+                continue
+            if event.get("event") == "boot-failed":
+                _log(f"boot attempt {event.get('attempt')} failed ({event.get('reason')}); trying again")
+            if event.get("event") == "ready":
+                ready = event
+                break
+        if ready is None:
+            launcher.wait()
+            raise ReferenceImageError(f"the microVM launcher exited ({launcher.returncode}) before the enclave answered")
+        _log(f"enclave up in {ready['bootSeconds']} s (boot attempt {ready['attempt']})")
+
+        def launcher_dead() -> str | None:
+            return None if launcher.poll() is None else f"the launcher exited ({launcher.returncode})"
+
+        url, host_process = _start_host_front(enclave_port, http_port, launcher_dead, 60)
+        return ServedVault(url=url, container=None, host_process=host_process, launcher=launcher, ready=ready)
+    except BaseException:
+        _terminate(launcher)
         raise
 
 
@@ -571,6 +628,11 @@ def run_harness(url: str, expected_pcrs: str | os.PathLike[str], extra: Sequence
 
 
 def _blobs(args: argparse.Namespace, work: Path) -> Blobs:
+    if args.local_enclave and not args.blobs:
+        from .microvm.blobs import build_blobs
+
+        _log("local enclave flavour: Debian's cloud kernel and our init (§9.11)")
+        return build_blobs(work / "local-blobs", cache_dir=args.kernel_cache)
     if args.synthetic_blobs:
         _log("synthetic blobs (not bootable): PCR0/PCR1 are arithmetic checks only")
         return write_synthetic_blobs(work / "blobs")
@@ -594,6 +656,8 @@ def _build(args: argparse.Namespace, client: Any, work: Path) -> tuple[Path, Bui
     eif = out_dir / "vault-reference.eif"
     image = build_reference_image(args.repo_root, base_image=base, client=client, wheel_dir=args.wheel_dir,
                                   no_cache=args.no_cache, workdir=work)
+    if args.local_enclave:
+        image = build_local_image(image, client=client)
     result = build_reference_eif(blobs, eif, image=image, client=client)
     return eif, result
 
@@ -622,10 +686,15 @@ def cmd_walk(args: argparse.Namespace) -> int:
         # 2. describe: read the EIF back, as nitro-cli describe-eif does
         with open(eif, "rb") as f:
             print(json.dumps(describe_json(inspect_eif(f)), indent=2), flush=True)
-        # 3. serve: the very image recorded in the EIF; PCRs computed from the EIF by the launcher
-        image = eif_image_id(eif)
-        _log(f"serving image {image} under Docker (host network)")
-        vault = serve_image(image, hypervisor_pcrs(eif), client=client)
+        # 3. serve: the EIF itself booted in a microVM (local flavour), or the very image recorded in
+        # the EIF under Docker; either way the PCRs are computed from the EIF by the launcher
+        if args.local_enclave:
+            _log("booting the EIF in a microVM")
+            vault = serve_local(eif)
+        else:
+            image = eif_image_id(eif)
+            _log(f"serving image {image} under Docker (host network)")
+            vault = serve_image(image, hypervisor_pcrs(eif), client=client)
         try:
             # 4-5. attest and compare: the harness checks the attested PCRs against the expected set
             status = run_harness(vault.url, expected, args.harness_arg or ())
@@ -652,6 +721,10 @@ def main(argv: list[str] | None = None) -> int:
         blobs = p.add_mutually_exclusive_group()
         blobs.add_argument("--blobs", help="nitro-cli blobs directory (default $NITRO_CLI_BLOBS, then nitro-cli's)")
         blobs.add_argument("--synthetic-blobs", action="store_true", help="small non-bootable stand-ins (tests)")
+        p.add_argument("--local-enclave", action="store_true",
+                       help="the local flavour (§9.11): Debian's kernel and our init as blobs (unless --blobs), the "
+                            "microVM's command" + ("; serve by booting the EIF in a microVM" if name == "walk" else ""))
+        p.add_argument("--kernel-cache", type=Path, help="keep the downloaded kernel package here (--local-enclave)")
         p.add_argument("--repo-root", type=Path, default=default_repo_root(), help="the checkout to build from")
         p.add_argument("--wheel-dir", type=Path, help="cache of the pinned wheels (default: download each time)")
         p.add_argument("--no-cache", action="store_true", help="docker build --no-cache")
