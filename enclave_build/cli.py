@@ -1,5 +1,5 @@
 """``vault-eif``: build, describe, sign and measure EIFs (nitro-cli's build-enclave, describe-eif,
-sign-eif and pcr).
+sign-eif and pcr), and run one in a local microVM (``run``, the local flavour of §9.11).
 
 Output JSON uses nitro-cli's field names (docs/spec/09-eif.md §9.8). Errors print
 ``error: [code] message`` on stderr and exit with status 1.
@@ -18,6 +18,7 @@ from .blobs import Blobs
 from .build import build_eif, sign_eif, write_measurements
 from .describe import describe_json, inspect_eif
 from .image import ArchiveImageSource, DockerImageSource
+from .microvm import launcher
 from .metadata import parse_custom_metadata
 from .pcr import pcr_of_certificate, pcr_of_stream
 from .signing import SigningKey
@@ -112,6 +113,11 @@ def make_parser() -> argparse.ArgumentParser:
     g.add_argument("--input")
     g.add_argument("--signing-certificate")
     c.set_defaults(func=_cmd_pcr)
+
+    # nitro-cli run-enclave, on a machine with no Nitro: the local flavour's microVM (§9.11)
+    r = sub.add_parser("run", help="boot an EIF in a local QEMU microVM and relay its link to a TCP port")
+    launcher.add_run_arguments(r)
+    r.set_defaults(func=launcher.run_from_args)
     return p
 
 

@@ -45,6 +45,9 @@ class ErrorCode(str, enum.Enum):
     IMAGE_CONFIG = "image/config"
     DOCKER = "image/docker"
     BLOBS = "blobs/missing"
+    # The local enclave flavour (spec §9.11)
+    LOCAL_BLOBS = "local/blobs"
+    LOCAL_LAUNCH = "local/launch"
 
 
 class EifBuildError(Exception):

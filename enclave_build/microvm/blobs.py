@@ -54,7 +54,7 @@ CC_FLAGS = ("-static", "-Os", "-s", "-Wall", "-Wextra", "-Werror", "-Wl,--build-
 class LocalBlobsError(errors.EifBuildError):
     """The local flavour's blobs could not be made (download, package contents, compiler)."""
 
-    code = errors.ErrorCode.BLOBS
+    code = errors.ErrorCode.LOCAL_BLOBS
 
 
 def _log(message: str) -> None:

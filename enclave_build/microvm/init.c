@@ -1,7 +1,8 @@
 /*
  * The bootstrap init of the local enclave flavour (docs/spec/09-eif.md 9.11): PID 1 of the microVM
  * that boots an EIF. Written for this project, after the behaviour of the init nitro-cli ships
- * (aws/aws-nitro-enclaves-sdk-bootstrap), not from its source. It is measured with ramdisk 0 (PCR1).
+ * as the EIF layout implies it (ramdisk 0 then 1, cmd and env files, rootfs/), not from AWS source.
+ * It is measured with ramdisk 0 (PCR1).
  *
  * The initramfs is ramdisk 0 then ramdisk 1, concatenated as Nitro loads them:
  *   /init, /nsm.ko, /modules/NAME.ko, /dev/     (ramdisk 0: this file, the kernel's modules)

@@ -61,7 +61,7 @@ QEMU = "qemu-system-x86_64"
 class LauncherError(errors.EifBuildError):
     """The microVM could not be started or stopped answering."""
 
-    code = errors.ErrorCode.BLOBS
+    code = errors.ErrorCode.LOCAL_LAUNCH
 
 
 @dataclasses.dataclass(frozen=True)
@@ -169,13 +169,20 @@ class BootFailed(LauncherError):
 
 
 class _LinkHolder:
-    """The current attempt's link; the relay's TCP port is bound once, before the first attempt."""
+    """The current boot's link. The relay's TCP port is bound before the first boot, so a client may
+    send before the enclave is up: its request waits for the first answer of a boot, then goes."""
 
-    link: Link | None = None
+    def __init__(self) -> None:
+        self.link: Link | None = None
+        self._up = asyncio.Event()
+
+    def set(self, link: Link | None, *, up: bool = False) -> None:
+        self.link = link
+        self._up.set() if up else self._up.clear()
 
     async def exchange(self, kind: str, body: bytes) -> tuple[int, bytes]:
-        if self.link is None:
-            raise ConnectionError("the enclave is not up")
+        await self._up.wait()
+        assert self.link is not None
         return await self.link.exchange(kind, body)
 
 
@@ -205,27 +212,26 @@ async def run(eif: str | os.PathLike[str], *, host: str = "127.0.0.1", port: int
                 vm = await asyncio.create_subprocess_exec(*command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                                           stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
                 try:
-                    holder.link = await _connect_link(link_socket, vm)
-                    await _wait_first_answer(holder.link, vm, boot_timeout, console_log)
-                except BootFailed as failure:
-                    _emit("boot-failed", attempt=attempt, reason=str(failure), console=_console_tail(console_log))
-                    holder.link = None
+                    try:
+                        link = await _connect_link(link_socket, vm)
+                        await _wait_first_answer(link, vm, boot_timeout, console_log)
+                    except BootFailed as failure:
+                        _emit("boot-failed", attempt=attempt, reason=str(failure),
+                              console=_console_tail(console_log))
+                        if attempt == attempts:
+                            raise LauncherError(f"no boot answered in {attempts} attempts; last: {failure}") from None
+                        continue
+                    holder.set(link, up=True)
+                    _emit("ready", listen=f"tcp:{host}:{port}", bootSeconds=round(time.monotonic() - started, 2),
+                          attempt=attempt, measurements=parts.measurements, consoleLog=str(console_log))
+                    status = await _wait_stopped(vm)
+                    _emit("exited", status=status, console=_console_tail(console_log))
+                    return status
+                finally:  # whatever ends this attempt (a failed boot, an error, cancellation), the VM goes
+                    holder.set(None)
                     if vm.returncode is None:
                         vm.kill()
-                    await vm.wait()
-                    if attempt == attempts:
-                        raise LauncherError(f"no boot answered in {attempts} attempts; last: {failure}") from None
-                    continue
-                except BaseException:
-                    if vm.returncode is None:
-                        vm.kill()
-                        await vm.wait()
-                    raise
-                _emit("ready", listen=f"tcp:{host}:{port}", bootSeconds=round(time.monotonic() - started, 2),
-                      attempt=attempt, measurements=parts.measurements, consoleLog=str(console_log))
-                status = await _wait_stopped(vm)
-                _emit("exited", status=status, console=_console_tail(console_log))
-                return status
+                    await asyncio.shield(vm.wait())
             raise AssertionError("unreachable")
         finally:
             server.close()
