@@ -210,3 +210,21 @@ def make_eif(tmp_path: Path, *, kernel: bytes = b"K" * 1000, cmdline: bytes = X8
     data = out.read_bytes()
     assert len(data) == size
     return data, meas
+
+
+@pytest.fixture(scope="session")
+def wheel_dir(tmp_path_factory) -> Path:
+    """The reference image's pinned wheels, downloaded once per session."""
+    return tmp_path_factory.mktemp("wheels")
+
+
+@pytest.fixture(scope="session")
+def built_images(docker_client):
+    """Image IDs built in this session, removed at the end."""
+    ids: list[str] = []
+    yield ids
+    for image_id in reversed(ids):
+        try:
+            docker_client.images.remove(image_id, force=True)
+        except Exception:
+            pass

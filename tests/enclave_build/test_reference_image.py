@@ -30,32 +30,19 @@ RUN_ID = uuid.uuid4().hex[:8]
 
 
 @pytest.fixture(scope="session")
-def wheel_dir(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("wheels")
-
-
-@pytest.fixture(scope="session")
 def blobs(tmp_path_factory):
     return ri.write_synthetic_blobs(tmp_path_factory.mktemp("blobs"))
 
 
-@pytest.fixture(scope="session")
-def built_images(docker_client):
-    """Image IDs built in this session, removed at the end."""
-    ids: list[str] = []
-    yield ids
-    for image_id in reversed(ids):
-        try:
-            docker_client.images.remove(image_id, force=True)
-        except Exception:
-            pass
-
-
-def _build(docker_client, base_image, wheel_dir, blobs, out: Path, built_images, *, repo_root=REPO, no_cache=True):
+def _build(docker_client, base_image, wheel_dir, blobs, out: Path, built_images, *, repo_root=REPO, no_cache=True,
+           local=False):
     tag = f"{ri.IMAGE_REPOSITORY}:test-{RUN_ID}-{uuid.uuid4().hex[:6]}"
     image = ri.build_reference_image(repo_root, base_image=base_image, client=docker_client, wheel_dir=wheel_dir,
                                      tag=tag, no_cache=no_cache, workdir=out)
     built_images.append(image)
+    if local:  # the local enclave flavour (9.11): the same image, the microVM's command
+        image = ri.build_local_image(image, client=docker_client, tag=tag + "-local")
+        built_images.append(image)
     eif = out / "vault-reference.eif"
     result = ri.build_reference_eif(blobs, eif, image=image, client=docker_client)
     with open(eif, "rb") as f:
