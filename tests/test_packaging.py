@@ -59,7 +59,9 @@ def test_the_wheel_holds_only_the_namespace(tmp_path):
     assert {name.split("/")[0] for name in names} == {"nitro_vault", "nitro_vault_reference-0.1.0.dist-info"}
     for needed in ("nitro_vault/harness/schemas/report-v1.schema.json", "nitro_vault/vectors/junit/ant-junit.xsd",
                    "nitro_vault/harness/image/Dockerfile", "nitro_vault/enclave_build/image/Dockerfile",
-                   "nitro_vault/vectors/envelope_kat.json"):
+                   "nitro_vault/vectors/envelope_kat.json", "nitro_vault/enclave_build/image/local/Dockerfile",
+                   "nitro_vault/enclave_build/microvm/init.c", "nitro_vault/enclave_build/microvm/kernel.lock.json",
+                   "nitro_vault/enclave_build/microvm/launcher.py"):
         assert needed in names, needed
     entry_points = zipfile.ZipFile(wheel).read("nitro_vault_reference-0.1.0.dist-info/entry_points.txt").decode()
     assert "vault-harness = nitro_vault.harness.cli:main" in entry_points
