@@ -571,10 +571,10 @@ def _start_host_front(enclave_port: int, http_port: int, alive: Callable[[], str
 
 def serve_local(eif: str | os.PathLike[str], *, http_port: int | None = None, boot_timeout: float | None = None,
                 launcher_args: Sequence[str] = ()) -> ServedVault:
-    """Boot ``eif`` in a microVM (``enclave_build.microvm.launcher``, §9.11), then the host front.
+    """Boot ``eif`` in a microVM (``vault-eif run``, §9.11), then the host front.
     The launcher computes the PCRs from the EIF's bytes and hands them to the guest's NSM."""
     enclave_port, http_port = free_port(), http_port or free_port()
-    argv = [sys.executable, "-m", sibling("enclave_build.microvm.launcher"), "run", str(eif),
+    argv = [sys.executable, "-m", sibling("enclave_build.cli"), "run", str(eif),
             "--port", str(enclave_port), *launcher_args]
     if boot_timeout is not None:
         argv += ["--boot-timeout", str(boot_timeout)]

@@ -21,7 +21,6 @@ the pin, and ``blobs.json`` says which package was used.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import io
 import json
 import lzma
@@ -38,6 +37,7 @@ from pathlib import Path
 
 from .. import errors
 from ..blobs import Blobs
+from ..reference_image import _sha256_file as _sha256, apt_mirror
 
 HERE = Path(__file__).resolve().parent
 LOCK = json.loads((HERE / "kernel.lock.json").read_text())
@@ -61,17 +61,7 @@ def _log(message: str) -> None:
     print(f"[local-blobs] {message}", file=sys.stderr, flush=True)
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _mirror() -> str:
-    from ..reference_image import apt_mirror
-
     return apt_mirror()
 
 

@@ -1,7 +1,7 @@
 """Boot an EIF in a QEMU microVM and relay its framed link to a TCP port (spec 9.11).
 
-    python -m enclave_build.microvm.launcher run FILE.eif [--port 5000] [--memory 1024] [--cpus 2]
-    vault-eif run FILE.eif ...                                   # the same
+    vault-eif run FILE.eif [--port 5000] [--memory 1024] [--cpus 2] [--attempts 3]
+    python -m enclave_build.cli run FILE.eif ...                 # the same, from a checkout
 
 What a Nitro hypervisor does, done here:
 
@@ -35,11 +35,10 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from .. import errors, sibling
 from ..describe import inspect_eif
@@ -318,23 +317,3 @@ def run_from_args(a: argparse.Namespace) -> int:
             raise LauncherError(f"--{name} {getattr(a, name)}: must be at least 1")
     return asyncio.run(run(a.eif, host=a.host, port=a.port, memory_mib=a.memory, cpus=a.cpus, accel=a.accel,
                            boot_timeout=a.boot_timeout, attempts=a.attempts))
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m enclave_build.microvm.launcher", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
-    add_run_arguments(sub.add_parser("run", help="boot an EIF and relay its link to a TCP port"))
-    args = parser.parse_args(argv)
-    try:
-        return run_from_args(args)
-    except errors.EifBuildError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    except OSError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
