@@ -2,7 +2,7 @@
 
 A blobs directory may also hold ``modules/*.ko``: kernel modules the init loads before ``nsm.ko``.
 nitro-cli's blobs have none (AWS's kernel builds its drivers in); the local enclave flavour's
-Debian kernel builds its virtio-mmio and fw_cfg drivers as modules (§9.11). They go into ramdisk 0
+Debian kernel builds its virtio-mmio driver as a module (§9.11). They go into ramdisk 0
 under ``modules/`` and are measured with it (PCR1); without them ramdisk 0 is nitro-cli's, byte for byte.
 """
 

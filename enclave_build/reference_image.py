@@ -615,11 +615,14 @@ def serve_local(eif: str | os.PathLike[str], *, http_port: int | None = None, bo
 WALK_PROFILES = "core,accounts,attestation"
 
 
-def run_harness(url: str, expected_pcrs: str | os.PathLike[str], extra: Sequence[str] = ()) -> int:
-    """``vault-harness run --profile WALK_PROFILES --attestation-root-from-target --expected-pcrs FILE``:
+def run_harness(url: str, expected_pcrs: str | os.PathLike[str], extra: Sequence[str] = (),
+                root: str | os.PathLike[str] | None = None) -> int:
+    """``vault-harness run --profile WALK_PROFILES --expected-pcrs FILE`` with the root pinned from
+    ``root`` (the local launcher's NSM root), else taken from the target (a container's simulated NSM):
     its exit status. ``extra`` may add a second ``--profile`` or ``--select``."""
+    trust = ["--attestation-root", str(root)] if root is not None else ["--attestation-root-from-target"]
     argv = [sys.executable, "-m", sibling("harness.cli"), "run", "--target", url, "--profile", WALK_PROFILES,
-            "--attestation-root-from-target", "--expected-pcrs", str(expected_pcrs), *extra]
+            *trust, "--expected-pcrs", str(expected_pcrs), *extra]
     _log(" ".join(["vault-harness", *argv[3:]]))
     return subprocess.run(argv).returncode
 
@@ -688,16 +691,21 @@ def cmd_walk(args: argparse.Namespace) -> int:
             print(json.dumps(describe_json(inspect_eif(f)), indent=2), flush=True)
         # 3. serve: the EIF itself booted in a microVM (local flavour), or the very image recorded in
         # the EIF under Docker; either way the PCRs are computed from the EIF by the launcher
+        root = None
         if args.local_enclave:
             _log("booting the EIF in a microVM")
             vault = serve_local(eif)
+            # The documents are the launcher's, outside the VM: the verifier pins its root, and
+            # trusts nothing the target says about its own attestation.
+            root = work / "launcher-nsm-root.pem"
+            root.write_text(vault.ready["nsmRootPem"])
         else:
             image = eif_image_id(eif)
             _log(f"serving image {image} under Docker (host network)")
             vault = serve_image(image, hypervisor_pcrs(eif), client=client)
         try:
             # 4-5. attest and compare: the harness checks the attested PCRs against the expected set
-            status = run_harness(vault.url, expected, args.harness_arg or ())
+            status = run_harness(vault.url, expected, args.harness_arg or (), root=root)
         finally:
             logs = vault.stop()
         if status != 0:

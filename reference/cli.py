@@ -69,7 +69,8 @@ def describe(config: Config) -> str:
         key = f"master key: KMS {config.kms_key_id}"
     else:
         key = "master key: the embedded mock KMS"
-    nsm = "NSM: /dev/nsm" if config.nsm == "device" else (
+    nsm = "NSM: /dev/nsm" if config.nsm == "device" else f"NSM: the launcher's, over {config.nsm}" \
+        if config.nsm.startswith("serial:") else (
         "NSM: simulated (development root at /api/v1/enclave/attestation/dev-root"
         + (", debug mode" if config.nsm_debug else "") + ")")
     store = "store: PostgreSQL" if config.database_url else f"store: SQLite {config.database}"
@@ -93,6 +94,10 @@ def build_nsm(config: Config):
 
     if config.nsm == "device":
         return DeviceNsm()
+    if config.nsm.startswith("serial:"):
+        from .enclave.nsm.link import LinkNsm
+
+        return LinkNsm(config.nsm.removeprefix("serial:"))
     pcrs = config.load_pcrs()
     if not pcrs and not config.nsm_debug:
         # Development measurements (spec 11.2): a key policy pinned to all-zero PCRs would admit
@@ -175,7 +180,8 @@ def main(argv: list[str] | None = None) -> int:
                          "port name or device, in the local microVM)")
     enclave.add_argument("--data-dir", type=Path, help="where the encrypted store and dev master key live")
     for command in (serve, enclave):
-        command.add_argument("--nsm", choices=["simulated", "device"], help="attestation source (default simulated)")
+        command.add_argument("--nsm", help="attestation source: simulated (default), device (/dev/nsm), or "
+                             "serial:PORT (the launcher's NSM across the local microVM's port, spec 9.11)")
         command.add_argument("--nsm-debug", action="store_true", default=None,
                              help="simulate a debug-mode enclave (PCR0/1/2/8 all zero)")
         command.add_argument("--pcrs-file", type=Path,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,7 +14,7 @@ class Config:
     host: str = "127.0.0.1"
     port: int = 8080
     data_dir: Path = Path(".vault-data")
-    nsm: str = "simulated"  # or "device" (/dev/nsm inside a Nitro enclave)
+    nsm: str = "simulated"  # or "device" (/dev/nsm inside a Nitro enclave), or "serial:PORT" (spec 9.11)
     nsm_debug: bool = False
     pcrs_file: Path | None = None
     # The master key (spec §11): a KMS key ARN (real KMS), else the embedded mock KMS; a plain
@@ -69,8 +70,10 @@ class Config:
             raise ValueError("the database URL must start with postgresql:// (without it: SQLite in the data directory)")
         if not 0 <= config.replay_window <= 10_000_000:
             raise ValueError(f"--replay-window must be 0 (off) to 10000000 requests, not {config.replay_window}")
-        if config.nsm not in ("simulated", "device"):
-            raise ValueError(f"nsm must be 'simulated' or 'device', not {config.nsm!r}")
+        if config.nsm not in ("simulated", "device") and not re.fullmatch(r"serial:[A-Za-z0-9._-]+|serial:/\S+", config.nsm):
+            raise ValueError(f"nsm must be 'simulated', 'device' or serial:PORT, not {config.nsm!r}")
+        if config.nsm.startswith("serial:") and (config.pcrs_file is not None or config.nsm_debug):
+            raise ValueError("--nsm serial:PORT attests the launcher's PCRs: --pcrs-file and --nsm-debug do not apply")
         return config
 
     def load_pcrs(self) -> dict[int, bytes]:

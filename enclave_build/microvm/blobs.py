@@ -6,7 +6,7 @@
   ``kernel.lock.json`` (fetched from the Debian mirror by its pool path and checked against the
   pinned SHA-256; a local copy can be given with ``--deb``);
 - ``nsm.ko`` and ``modules/*.ko``: the NSM driver and the modules the microVM's devices need
-  (virtio-mmio transport, fw_cfg), decompressed from that package, their vermagic checked;
+  (the virtio-mmio transport), decompressed from that package, their vermagic checked;
 - ``init``: our bootstrap init (``init.c``), compiled static;
 - ``cmdline``: the kernel command line.
 

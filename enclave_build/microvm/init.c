@@ -9,8 +9,8 @@
  *   /rootfs/..., /cmd, /env                     (ramdisk 1: the image, its command and environment)
  *
  * 1. mount devtmpfs on /dev and write to the console;
- * 2. load /modules/NAME.ko in name order (the transport and fw_cfg drivers this kernel builds as
- *    modules), then /nsm.ko, as Nitro's init does;
+ * 2. load /modules/NAME.ko in name order (the virtio-mmio transport, a module in this kernel),
+ *    then /nsm.ko, as Nitro's init does;
  * 3. mount proc, sys, dev, dev/pts, dev/shm, tmp and run inside /rootfs;
  * 4. read /cmd and /env (one value per line), move /rootfs onto / and chroot into it;
  * 5. run the command as a child and reap every process; when the command exits, reset the VM

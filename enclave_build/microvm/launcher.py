@@ -9,8 +9,11 @@ What a Nitro hypervisor does, done here:
    the ramdisks concatenated (Linux reads concatenated cpio archives as one initramfs, which is how
    Nitro loads ramdisk 0 then ramdisk 1);
 2. boot kernel + cmdline + ramdisks under ``qemu-system-x86_64 -M microvm`` (TCG by default: no
-   KVM needed), with the PCRs as a fw_cfg file the guest reads (the simulated NSM attests them);
-3. relay the enclave's link, a virtio-serial port named ``org.nitro-vault.link`` that stands in
+   KVM needed);
+3. be the enclave's NSM: attestation documents are made here, outside the VM, with those PCRs and
+   a development PKI made for this run, and handed over the virtio-serial port
+   ``org.nitro-vault.nsm`` (``reference.enclave.nsm.link``). The guest can ask, never choose its PCRs;
+4. relay the enclave's link, a virtio-serial port named ``org.nitro-vault.link`` that stands in
    for vsock, to ``tcp:HOST:PORT`` for ``vault-reference host --enclave tcp:HOST:PORT``.
 
 The link is one byte stream, so the relay keeps it in step: it reads each request frame whole from
@@ -45,11 +48,11 @@ from ..describe import inspect_eif
 from ..eif import SectionDataReceived, SectionType
 
 framing = importlib.import_module(sibling("reference.framing"))
+nsm_link = importlib.import_module(sibling("reference.enclave.nsm.link"))
+simulated_nsm = importlib.import_module(sibling("reference.enclave.nsm.simulated"))
 
 LINK_PORT_NAME = "org.nitro-vault.link"
-PCRS_FW_CFG_NAME = "opt/org.nitro-vault/pcrs"
-# Where the guest reads the PCRs: the path the local image's --pcrs-file names.
-PCRS_GUEST_PATH = f"/sys/firmware/qemu_fw_cfg/by_name/{PCRS_FW_CFG_NAME}/raw"
+NSM_PORT_NAME = nsm_link.PORT_NAME
 DEFAULT_MEMORY_MIB = 1024  # the customer ramdisk is unpacked into RAM, then Python runs beside it
 DEFAULT_CPUS = 2
 DEFAULT_BOOT_TIMEOUT = 120.0  # per attempt: TCG on a busy 2-core machine (the benchmark has the real figure)
@@ -85,10 +88,10 @@ def extract_boot_parts(eif: str | os.PathLike[str], workdir: Path) -> BootParts:
                      measurements=info.measurements.to_json_obj())
 
 
-def qemu_command(parts: BootParts, *, link_socket: Path, pcrs_file: Path, console_log: Path,
+def qemu_command(parts: BootParts, *, link_socket: Path, nsm_socket: Path, console_log: Path,
                  memory_mib: int = DEFAULT_MEMORY_MIB, cpus: int = DEFAULT_CPUS, accel: str = "tcg",
                  qemu: str = QEMU) -> list[str]:
-    """The QEMU command line: a microVM with a serial console, one virtio-serial port and fw_cfg."""
+    """The QEMU command line: a microVM with a serial console and two virtio-serial ports (link, NSM)."""
     return [
         qemu, "-M", "microvm,pit=on,pic=on,rtc=on,isa-serial=on", "-accel", accel, "-cpu", "max",
         "-smp", str(cpus), "-m", str(memory_mib),
@@ -98,7 +101,8 @@ def qemu_command(parts: BootParts, *, link_socket: Path, pcrs_file: Path, consol
         "-device", "virtio-serial-device",
         "-chardev", f"socket,id=link,path={link_socket},server=on,wait=off",
         "-device", f"virtserialport,chardev=link,name={LINK_PORT_NAME}",
-        "-fw_cfg", f"name={PCRS_FW_CFG_NAME},file={pcrs_file}",
+        "-chardev", f"socket,id=nsm,path={nsm_socket},server=on,wait=off",
+        "-device", f"virtserialport,chardev=nsm,name={NSM_PORT_NAME}",
     ]
 
 
@@ -112,7 +116,7 @@ class Link:
     """The host side of the virtio-serial link: one request at a time, each reply read whole."""
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
-        self._reader, self._writer = reader, writer
+        self.reader, self.writer = reader, writer
         self._lock = asyncio.Lock()
 
     async def exchange(self, kind: str, body: bytes) -> tuple[int, bytes]:
@@ -121,9 +125,32 @@ class Link:
 
     async def _exchange(self, kind: str, body: bytes) -> tuple[int, bytes]:
         async with self._lock:
-            self._writer.write(framing.encode_request(kind, body))
-            await self._writer.drain()
-            return await framing.read_reply(self._reader)
+            self.writer.write(framing.encode_request(kind, body))
+            await self.writer.drain()
+            return await framing.read_reply(self.reader)
+
+
+def host_nsm(measurements: dict[str, Any], state_dir: Path):
+    """The NSM the launcher holds: the simulated NSM's documents and development PKI, with the PCRs
+    computed from the EIF (PCR8 too when the EIF is signed), made fresh for each run."""
+    pcrs = {int(name[3:]): bytes.fromhex(value) for name, value in measurements.items()
+            if name.startswith("PCR")}
+    return simulated_nsm.SimulatedNsm(state_dir, pcrs=pcrs)
+
+
+async def serve_nsm(link: "Link", nsm) -> None:
+    """Answer the guest's NSM requests on its port until the VM goes (spec 9.11 item 7)."""
+    reader, writer = link.reader, link.writer
+    try:
+        while True:
+            kind, body = await framing.read_request(reader)
+            status, reply = nsm_link.answer(nsm, kind, body)
+            writer.write(framing.encode_reply(status, reply))
+            await writer.drain()
+    except (asyncio.IncompleteReadError, ConnectionError, framing.FramingError, UnicodeDecodeError):
+        return  # the VM is gone, or its NSM client broke the framing: it gets no more documents
+    finally:
+        writer.close()
 
 
 async def _relay_client(link: "Link | _LinkHolder", reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -195,8 +222,7 @@ async def run(eif: str | os.PathLike[str], *, host: str = "127.0.0.1", port: int
     with tempfile.TemporaryDirectory(prefix="local-enclave-", dir=workdir) as tmp:
         work = Path(tmp)
         parts = extract_boot_parts(eif, work)
-        pcrs_file = work / "pcrs.json"
-        pcrs_file.write_text(json.dumps({"Measurements": parts.measurements}) + "\n")
+        nsm = host_nsm(parts.measurements, work / "nsm")
         holder = _LinkHolder()
         try:
             server = await asyncio.start_server(lambda r, w: _relay_client(holder, r, w), host, port)
@@ -204,15 +230,18 @@ async def run(eif: str | os.PathLike[str], *, host: str = "127.0.0.1", port: int
             raise LauncherError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
         try:
             for attempt in range(1, attempts + 1):
-                link_socket, console_log = work / f"link-{attempt}.sock", work / f"console-{attempt}.log"
-                command = qemu_command(parts, link_socket=link_socket, pcrs_file=pcrs_file, console_log=console_log,
+                link_socket, nsm_socket = work / f"link-{attempt}.sock", work / f"nsm-{attempt}.sock"
+                console_log = work / f"console-{attempt}.log"
+                command = qemu_command(parts, link_socket=link_socket, nsm_socket=nsm_socket, console_log=console_log,
                                        memory_mib=memory_mib, cpus=cpus, accel=accel, qemu=qemu)
                 started = time.monotonic()
                 vm = await asyncio.create_subprocess_exec(*command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                                           stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
+                nsm_service = None
                 try:
                     try:
                         link = await _connect_link(link_socket, vm)
+                        nsm_service = asyncio.ensure_future(serve_nsm(await _connect_link(nsm_socket, vm), nsm))
                         await _wait_first_answer(link, vm, boot_timeout, console_log)
                     except BootFailed as failure:
                         _emit("boot-failed", attempt=attempt, reason=str(failure),
@@ -222,12 +251,15 @@ async def run(eif: str | os.PathLike[str], *, host: str = "127.0.0.1", port: int
                         continue
                     holder.set(link, up=True)
                     _emit("ready", listen=f"tcp:{host}:{port}", bootSeconds=round(time.monotonic() - started, 2),
-                          attempt=attempt, measurements=parts.measurements, consoleLog=str(console_log))
+                          attempt=attempt, measurements=parts.measurements, consoleLog=str(console_log),
+                          nsmRootPem=nsm.root_pem().decode())
                     status = await _wait_stopped(vm)
                     _emit("exited", status=status, console=_console_tail(console_log))
                     return status
                 finally:  # whatever ends this attempt (a failed boot, an error, cancellation), the VM goes
                     holder.set(None)
+                    if nsm_service is not None:
+                        nsm_service.cancel()
                     if vm.returncode is None:
                         vm.kill()
                     await asyncio.shield(vm.wait())

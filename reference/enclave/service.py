@@ -273,7 +273,8 @@ class Enclave:
                 return 200, json.dumps(attestation.plain_attest(self.nsm, self.public_key, body)).encode()
             except EnvelopeError as error:
                 return error.status, json.dumps(error.to_json()).encode()
-        if kind == "attestation-dev-root" and isinstance(self.nsm, SimulatedNsm):
+        if kind == "attestation-dev-root" and (isinstance(self.nsm, SimulatedNsm)
+                                               or getattr(self.nsm, "development_root", False)):
             # Only a simulated NSM's root is served: it is a development root, never a trust anchor.
             return 200, json.dumps({"rootPem": self.nsm.root_pem().decode()}).encode()
         error = EnvelopeError(EnvelopeCode.NOT_FOUND, f"unknown enclave message {kind!r}")

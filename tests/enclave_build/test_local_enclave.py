@@ -23,7 +23,7 @@ from enclave_build import reference_image as ri
 from enclave_build.microvm import blobs as local_blobs
 from enclave_build.microvm import launcher
 
-from .test_reference_image import _build, _harness, _repo_copy_with_one_byte_changed
+from .test_reference_image import _build, _repo_copy_with_one_byte_changed
 
 pytestmark = [pytest.mark.docker, pytest.mark.microvm]
 
@@ -65,6 +65,21 @@ def _results(report_dir: Path) -> dict[str, dict]:
     return {r["id"]: r for r in json.loads((report_dir / "report.json").read_text())["results"]}
 
 
+def _pinned_root(vault, tmp_path: Path) -> Path:
+    """The launcher's NSM root, as it announced it: what the verifier pins (never the target's word)."""
+    root = tmp_path / "launcher-root.pem"
+    root.write_text(vault.ready["nsmRootPem"])
+    return root
+
+
+def _harness(url: str, expected: Path, root: Path, report_dir: Path, *select: str) -> tuple[int, dict[str, str]]:
+    status = subprocess.run([sys.executable, "-m", "harness.cli", "run", "--target", url,
+                             *[arg for s in select for arg in ("--select", s)],
+                             "--attestation-root", str(root), "--expected-pcrs", str(expected),
+                             "--report-dir", str(report_dir)], capture_output=True, text=True).returncode
+    return status, {r: v["verdict"] for r, v in _results(report_dir).items()}
+
+
 def test_the_local_eif_boots_and_the_harness_passes_with_its_own_pcrs(local_a, tmp_path):
     with open(local_a["eif"], "rb") as f:
         described = inspect_eif(f).measurements.to_json_obj()
@@ -75,8 +90,8 @@ def test_the_local_eif_boots_and_the_harness_passes_with_its_own_pcrs(local_a, t
         report = tmp_path / "report"
         status = subprocess.run(
             [sys.executable, "-m", "harness.cli", "run", "--target", vault.url, "--profile", ri.WALK_PROFILES,
-             "--attestation-root-from-target", "--expected-pcrs", str(local_a["measurements"]),
-             "--report-dir", str(report)], capture_output=True, text=True)
+             "--attestation-root", str(_pinned_root(vault, tmp_path)), "--expected-pcrs",
+             str(local_a["measurements"]), "--report-dir", str(report)], capture_output=True, text=True)
     finally:
         log = vault.stop()
     assert status.returncode == 0, status.stdout[-4000:] + log[-2000:]
@@ -99,8 +114,11 @@ def test_one_changed_byte_of_the_reference_changes_pcr2_and_the_comparison_fails
     assert changed["pcrs"].pcr1 == local_a["pcrs"].pcr1  # same kernel, init and modules
     vault = ri.serve_local(changed["eif"])
     try:
-        status_old, verdicts_old = _harness(vault.url, local_a["measurements"], tmp_path / "report-old")
-        status_new, verdicts_new = _harness(vault.url, changed["measurements"], tmp_path / "report-new")
+        root = _pinned_root(vault, tmp_path)
+        status_old, verdicts_old = _harness(vault.url, local_a["measurements"], root, tmp_path / "report-old",
+                                            "attestation/*")
+        status_new, verdicts_new = _harness(vault.url, changed["measurements"], root, tmp_path / "report-new",
+                                            "attestation/*")
     finally:
         vault.stop()
     # the booted, changed EIF attests its own PCRs: the old expectation refuses it, its own accepts it
@@ -130,3 +148,38 @@ def test_the_walk_with_the_local_enclave(base_image, wheel_dir, kernel_cache, lo
     described = json.loads(proc.stdout[: proc.stdout.index("\n}\n") + 2])
     assert described["Measurements"]["PCR2"] == local_a["pcrs"].pcr2  # same inputs, same image
     assert re.search(r"^\s+OK\s+attestation/plain-document\b", proc.stdout, re.M)
+
+
+def test_an_image_that_attests_for_itself_is_caught_only_by_pinning_the_launchers_root(
+        docker_client, local_blobs_dir, local_a, tmp_path, built_images):
+    """A forging image: the honest image's files, but its enclave runs its own simulated NSM that
+    claims the honest EIF's PCRs. Its documents are signed by a root the guest made itself. The
+    harness pinning the launcher's root refuses it. Trusting the root the target serves accepts
+    it, which is why the walk pins the launcher's root."""
+    from enclave_build.blobs import Blobs
+
+    context = tmp_path / "forger"
+    context.mkdir()
+    (context / "claimed-pcrs.json").write_text(local_a["measurements"].read_text())
+    (context / "Dockerfile").write_text(
+        f"FROM {local_a['image']}\n"
+        "COPY claimed-pcrs.json /etc/claimed-pcrs.json\n"
+        'CMD ["vault-reference", "enclave", "--listen", "serial:org.nitro-vault.link", "--data-dir", "/run/vault", '
+        '"--nsm", "simulated", "--pcrs-file", "/etc/claimed-pcrs.json", "--insecure-dev-master-key-file"]\n')
+    forger, _ = docker_client.images.build(path=str(context), network_mode="none", rm=True, pull=False)
+    built_images.append(forger.id)
+    eif = tmp_path / "forger.eif"
+    ri.build_reference_eif(Blobs.from_dir(local_blobs_dir), eif, image=forger.id, client=docker_client)
+    vault = ri.serve_local(eif)
+    try:
+        assert vault.ready["measurements"]["PCR2"] != local_a["pcrs"].pcr2  # what really booted
+        pinned, verdicts_pinned = _harness(vault.url, local_a["measurements"], _pinned_root(vault, tmp_path),
+                                           tmp_path / "pinned", "attestation/plain-document")
+        trusting = subprocess.run([sys.executable, "-m", "harness.cli", "run", "--target", vault.url,
+                                   "--select", "attestation/plain-document", "--attestation-root-from-target",
+                                   "--expected-pcrs", str(local_a["measurements"]),
+                                   "--report-dir", str(tmp_path / "trusting")], capture_output=True, text=True)
+    finally:
+        vault.stop()
+    assert (pinned, verdicts_pinned["attestation/plain-document"]) == (1, "FAILED")
+    assert trusting.returncode == 0, trusting.stdout[-2000:]

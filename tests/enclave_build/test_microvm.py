@@ -46,14 +46,14 @@ def test_ramdisk_0_lists_the_extra_modules_after_nsm_ko_and_measures_them(blobs_
     write_bootstrap_ramdisk(Blobs.from_dir(blobs_dir), plain)
     (blobs_dir / "modules").mkdir()
     (blobs_dir / "modules" / "virtio_mmio.ko").write_bytes(b"\x7fELF-mmio")
-    (blobs_dir / "modules" / "qemu_fw_cfg.ko").write_bytes(b"\x7fELF-fwcfg")
+    (blobs_dir / "modules" / "another.ko").write_bytes(b"\x7fELF-another")
     with_modules = io.BytesIO()
     blobs = Blobs.from_dir(blobs_dir)
-    assert [m.name for m in blobs.modules] == ["qemu_fw_cfg.ko", "virtio_mmio.ko"]  # the init's order
+    assert [m.name for m in blobs.modules] == ["another.ko", "virtio_mmio.ko"]  # the init's order
     write_bootstrap_ramdisk(blobs, with_modules)
     assert _cpio_names(plain.getvalue()) == ["dev", "init", "nsm.ko"]
     assert _cpio_names(with_modules.getvalue()) == [
-        "dev", "init", "nsm.ko", "modules", "modules/qemu_fw_cfg.ko", "modules/virtio_mmio.ko"]
+        "dev", "init", "nsm.ko", "modules", "modules/another.ko", "modules/virtio_mmio.ko"]
     # one byte of a module changes ramdisk 0, hence PCR1
     (blobs_dir / "modules" / "virtio_mmio.ko").write_bytes(b"\x7fELF-mmiO")
     changed = io.BytesIO()
@@ -79,7 +79,7 @@ def _kernel_deb(tmp: Path, *, release: str = RELEASE, module_release: str = RELE
     (root / "boot" / f"vmlinuz-{release}").write_bytes(b"MZ" + b"kernel" * 100)
     (root / "boot" / f"config-{release}").write_text(f"# Linux/x86 {release} Kernel Configuration\nCONFIG_NSM=m\n")
     mods = root / "lib" / "modules" / release / "kernel" / "drivers"
-    for name, sub in (("nsm", "misc"), ("virtio_mmio", "virtio"), ("qemu_fw_cfg", "firmware")):
+    for name, sub in (("nsm", "misc"), ("virtio_mmio", "virtio"), ("other", "firmware")):
         if name == drop:
             continue
         (mods / sub).mkdir(parents=True, exist_ok=True)
@@ -110,12 +110,12 @@ def test_blobs_from_a_kernel_package(tmp_path: Path):
     blobs = local_blobs.build_blobs(out, deb=_kernel_deb(tmp_path))
     assert blobs.kernel.read_bytes() == b"MZ" + b"kernel" * 100
     assert blobs.nsm_ko.read_bytes() == _module("nsm")  # decompressed
-    assert [m.name for m in blobs.modules] == ["qemu_fw_cfg.ko", "virtio_mmio.ko"]
+    assert [m.name for m in blobs.modules] == ["virtio_mmio.ko"]  # the lock's modules, not every one
     assert blobs.cmdline == local_blobs.CMDLINE.encode()
     assert blobs.init.read_bytes()[:4] == b"\x7fELF"
     manifest = json.loads((out / "blobs.json").read_text())
     assert manifest["kernelRelease"] == RELEASE and manifest["pinned"] is False
-    assert set(manifest["blobs"]) == {"bzImage", "init", "nsm.ko", "modules/qemu_fw_cfg.ko", "modules/virtio_mmio.ko"}
+    assert set(manifest["blobs"]) == {"bzImage", "init", "nsm.ko", "modules/virtio_mmio.ko"}
     # the init is a static binary: ramdisk 0 has no loader for it to ask for
     assert not _has_interpreter(blobs.init.read_bytes())
 
@@ -192,15 +192,18 @@ def test_the_launcher_boots_the_eifs_own_kernel_and_ramdisks_with_describes_pcrs
     assert parts.cmdline == "console=ttyS0 reboot=t"
     with open(eif, "rb") as f:
         assert parts.measurements == inspect_eif(f).measurements.to_json_obj()
-    command = launcher.qemu_command(parts, link_socket=work / "l.sock", pcrs_file=work / "p.json",
+    command = launcher.qemu_command(parts, link_socket=work / "l.sock", nsm_socket=work / "n.sock",
                                     console_log=work / "c.log")
     assert command[command.index("-kernel") + 1] == str(parts.kernel)
     assert command[command.index("-initrd") + 1] == str(parts.initrd)
     assert command[command.index("-append") + 1] == "console=ttyS0 reboot=t"
-    assert f"name={launcher.PCRS_FW_CFG_NAME},file={work / 'p.json'}" in command
     assert f"virtserialport,chardev=link,name={launcher.LINK_PORT_NAME}" in command
+    assert f"virtserialport,chardev=nsm,name={launcher.NSM_PORT_NAME}" in command
     assert "-no-reboot" in command  # the guest's reset is the VM's end
-    assert launcher.PCRS_GUEST_PATH in (Path(__file__).parents[2] / "enclave_build/image/local/Dockerfile").read_text()
+    # the local image asks for its documents on that port, and listens on the link
+    dockerfile = (Path(__file__).parents[2] / "enclave_build/image/local/Dockerfile").read_text()
+    assert f'"--nsm", "serial:{launcher.NSM_PORT_NAME}"' in dockerfile
+    assert f'"--listen", "serial:{launcher.LINK_PORT_NAME}"' in dockerfile
 
 
 def test_a_damaged_eif_is_not_booted(tmp_path: Path):
@@ -223,11 +226,14 @@ FAKE_QEMU = textwrap.dedent('''\
     import os, socket, struct, sys, time
     args = sys.argv[1:]
     console = args[args.index("-serial") + 1].removeprefix("file:")
-    chardev = args[args.index("-chardev") + 1]
-    path = dict(p.split("=", 1) for p in chardev.split(",")[1:] if "=" in p)["path"]
-    server = socket.socket(socket.AF_UNIX)
-    server.bind(path)
-    server.listen(1)
+    servers = []  # every chardev socket (link, then NSM); the link is served
+    for i, arg in enumerate(args):
+        if arg == "-chardev":
+            path = dict(p.split("=", 1) for p in args[i + 1].split(",")[1:] if "=" in p)["path"]
+            servers.append(socket.socket(socket.AF_UNIX))
+            servers[-1].bind(path)
+            servers[-1].listen(1)
+    server = servers[0]
     mode = os.environ["FAKE_QEMU"]
     with open(console, "w") as c:
         c.write("Run /init as init process\\n")

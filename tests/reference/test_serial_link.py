@@ -99,3 +99,91 @@ def test_the_host_never_connects_to_a_serial_address():
     """The host reaches a microVM's enclave through the launcher's TCP port, never the port itself."""
     with pytest.raises(ValueError, match="launcher"):
         SocketTransport("serial:org.nitro-vault.link")
+
+
+# --- the launcher's NSM across the port (spec 9.11 item 7) ------------------------------------------
+
+
+def _pcrs_of(document: bytes) -> dict[int, bytes]:
+    import cbor2
+
+    payload = cbor2.loads(cbor2.loads(document)[2])
+    return payload["pcrs"]
+
+
+def test_documents_come_from_the_nsm_outside_with_its_pcrs(tmp_path: Path):
+    """The guest asks over the port; the host's NSM signs with the PCRs it holds. The guest's
+    inputs are bound in the document; nothing it sends can set a PCR."""
+    import threading
+
+    from reference.enclave.nsm import NsmInputTooLarge, SimulatedNsm
+    from reference.enclave.nsm.link import LinkNsm, answer
+
+    host_pcrs = {0: b"\x11" * 48, 1: b"\x22" * 48, 2: b"\x33" * 48}
+    host = SimulatedNsm(tmp_path / "host-nsm", pcrs=host_pcrs)
+    controller, device = os.openpty()
+    tty.setraw(device)
+    stop = threading.Event()
+
+    def serve():  # the launcher's side, on the terminal's other end
+        while not stop.is_set():
+            try:
+                (n,) = framing._REQUEST_HEAD.unpack(_read_exactly(controller, 2))
+                kind = _read_exactly(controller, n).decode()
+                (length,) = framing._LENGTH.unpack(_read_exactly(controller, 4))
+                status, reply = answer(host, kind, _read_exactly(controller, length))
+                os.write(controller, framing.encode_reply(status, reply))
+            except (EOFError, OSError):
+                return
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        guest = LinkNsm(os.ttyname(device))
+        document = guest.attest(user_data=b"u", nonce=b"n" * 16, public_key=b"k" * 32)
+        pcrs = _pcrs_of(document)
+        assert {i: pcrs[i] for i in (0, 1, 2)} == host_pcrs
+        import cbor2
+
+        payload = cbor2.loads(cbor2.loads(document)[2])
+        assert (payload["user_data"], payload["nonce"], payload["public_key"]) == (b"u", b"n" * 16, b"k" * 32)
+        assert guest.root_pem() == host.root_pem()
+        with pytest.raises(NsmInputTooLarge):  # refused before it is sent
+            guest.attest(nonce=b"n" * 513)
+        assert _pcrs_of(guest.attest()) == pcrs  # and the link is still in step
+    finally:
+        stop.set()
+        os.close(device)
+        os.close(controller)
+
+
+@pytest.mark.parametrize("kind, body", [
+    ("attest", b"\xff\xff"),                                   # not CBOR
+    ("attest", bytes.fromhex("a16470637273a1004130")),         # {"pcrs": {0: h'30'}}: PCRs are not the guest's
+    ("attest", bytes.fromhex("a0ff")),                         # {} and a trailing byte
+    ("attest", bytes.fromhex("a1656e6f6e63656161")),           # {"nonce": "a"}: text, not bytes
+    ("attest", b"\x5a\xff\xff\xff\xff"),                       # a byte string longer than the frame
+    ("attest", bytes.fromhex("a1656e6f6e6365590201") + b"\0" * 513),  # a nonce over the 512-byte cap
+    ("describe-pcr", b""),                                     # not an NSM request of this link
+])
+def test_the_nsm_outside_refuses_what_it_cannot_attest_with_a_400(tmp_path: Path, kind, body):
+    from reference.enclave.nsm import SimulatedNsm
+    from reference.enclave.nsm.link import answer
+
+    status, reply = answer(SimulatedNsm(tmp_path / "nsm", pcrs={0: b"\x11" * 48}), kind, body)
+    assert status == 400 and reply and b"Traceback" not in reply
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"nsm": "serial:org.nitro-vault.nsm", "pcrs_file": Path("/etc/claimed.json")}, "do not apply"),
+    ({"nsm": "serial:org.nitro-vault.nsm", "nsm_debug": True}, "do not apply"),
+    ({"nsm": "serial:bad name"}, "serial:PORT"),
+    ({"nsm": "tpm"}, "serial:PORT"),
+])
+def test_the_launchers_nsm_takes_no_pcrs_from_the_image(overrides, message):
+    """With the NSM outside, PCRs are the launcher's: options that would set them are refused."""
+    from reference.config import Config
+
+    assert Config.from_env(nsm="serial:org.nitro-vault.nsm").nsm == "serial:org.nitro-vault.nsm"
+    with pytest.raises(ValueError, match=message):
+        Config.from_env(**overrides)
