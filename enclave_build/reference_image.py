@@ -580,14 +580,15 @@ def serve_local(eif: str | os.PathLike[str], *, http_port: int | None = None, bo
         argv += ["--boot-timeout", str(boot_timeout)]
     launcher = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
-        ready = None
+        ready, said = None, []
         for line in launcher.stdout:  # JSON events, one per line; anything else is an error message
             try:
                 event = json.loads(line)
             except ValueError:
                 event = None
             if not isinstance(event, dict):
-                _log(line.decode(errors="replace").rstrip())
+                said.append(line.decode(errors="replace").rstrip())
+                _log(said[-1])
                 continue
             if event.get("event") == "boot-failed":
                 _log(f"boot attempt {event.get('attempt')} failed ({event.get('reason')}); trying again")
@@ -596,7 +597,8 @@ def serve_local(eif: str | os.PathLike[str], *, http_port: int | None = None, bo
                 break
         if ready is None:
             launcher.wait()
-            raise ReferenceImageError(f"the microVM launcher exited ({launcher.returncode}) before the enclave answered")
+            raise ReferenceImageError(f"the microVM launcher exited ({launcher.returncode}) before the enclave "
+                                      "answered: " + "\n".join(said[-30:]))
         _log(f"enclave up in {ready['bootSeconds']} s (boot attempt {ready['attempt']})")
 
         def launcher_dead() -> str | None:
@@ -613,15 +615,17 @@ def serve_local(eif: str | os.PathLike[str], *, http_port: int | None = None, bo
 # (serve_image) because the image carries no KMS client and no KMS is reachable from it yet, so the
 # key-release checks cannot pass here; they run against the embedded default (the README's main job).
 WALK_PROFILES = "core,accounts,attestation"
+# The local flavour boots through the launcher's KMS proxy (spec 9.11): key release is checked too.
+LOCAL_WALK_PROFILES = WALK_PROFILES + ",kms"
 
 
 def run_harness(url: str, expected_pcrs: str | os.PathLike[str], extra: Sequence[str] = (),
-                root: str | os.PathLike[str] | None = None) -> int:
+                root: str | os.PathLike[str] | None = None, profiles: str = WALK_PROFILES) -> int:
     """``vault-harness run --profile WALK_PROFILES --expected-pcrs FILE`` with the root pinned from
     ``root`` (the local launcher's NSM root), else taken from the target (a container's simulated NSM):
     its exit status. ``extra`` may add a second ``--profile`` or ``--select``."""
     trust = ["--attestation-root", str(root)] if root is not None else ["--attestation-root-from-target"]
-    argv = [sys.executable, "-m", sibling("harness.cli"), "run", "--target", url, "--profile", WALK_PROFILES,
+    argv = [sys.executable, "-m", sibling("harness.cli"), "run", "--target", url, "--profile", profiles,
             *trust, "--expected-pcrs", str(expected_pcrs), *extra]
     _log(" ".join(["vault-harness", *argv[3:]]))
     return subprocess.run(argv).returncode
@@ -705,7 +709,8 @@ def cmd_walk(args: argparse.Namespace) -> int:
             vault = serve_image(image, hypervisor_pcrs(eif), client=client)
         try:
             # 4-5. attest and compare: the harness checks the attested PCRs against the expected set
-            status = run_harness(vault.url, expected, args.harness_arg or (), root=root)
+            status = run_harness(vault.url, expected, args.harness_arg or (), root=root,
+                                 profiles=LOCAL_WALK_PROFILES if args.local_enclave else WALK_PROFILES)
         finally:
             logs = vault.stop()
         if status != 0:

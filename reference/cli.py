@@ -33,7 +33,13 @@ def build_enclave(config: Config, resources: list | None = None):
         from .enclave import kms
         from .enclave.kms_client import Boto3KmsClient
 
-        if config.kms_key_id:
+        if config.kms_link:
+            from .enclave.kms_link import LinkKmsClient
+
+            client = LinkKmsClient(config.kms_link.removeprefix("serial:"))
+            key_id = client.key_arn()
+            print(f"vault-reference: master key from KMS key {key_id} through {client.where}", flush=True)
+        elif config.kms_key_id:
             client = Boto3KmsClient(region=config.kms_region, endpoint_url=config.kms_endpoint)
             key_id = config.kms_key_id
             print(f"vault-reference: master key from KMS key {key_id} ({client.where})", flush=True)
@@ -65,6 +71,8 @@ def describe(config: Config) -> str:
     """Where the keys and records come from, in one line for the start-up message."""
     if config.insecure_dev_master_key_file:
         key = f"master key: INSECURE development file {config.master_key_file}"
+    elif config.kms_link:
+        key = f"master key: KMS through the launcher ({config.kms_link})"
     elif config.kms_key_id:
         key = f"master key: KMS {config.kms_key_id}"
     else:
@@ -142,7 +150,7 @@ def _config(args) -> Config:
         data_dir=getattr(args, "data_dir", None), nsm=getattr(args, "nsm", None),
         nsm_debug=getattr(args, "nsm_debug", None), pcrs_file=getattr(args, "pcrs_file", None),
         kms_key_id=getattr(args, "kms_key_id", None), kms_region=getattr(args, "kms_region", None),
-        kms_endpoint=getattr(args, "kms_endpoint", None),
+        kms_endpoint=getattr(args, "kms_endpoint", None), kms_link=getattr(args, "kms_link", None),
         insecure_dev_master_key_file=getattr(args, "insecure_dev_master_key_file", None),
         static_key_epoch=getattr(args, "static_key_epoch", None),
         database_url=getattr(args, "database_url", None),
@@ -190,6 +198,8 @@ def main(argv: list[str] | None = None) -> int:
                              "mock KMS, state in <data-dir>.kms/)")
         command.add_argument("--kms-region", help="AWS region of the KMS key (default: boto3's)")
         command.add_argument("--kms-endpoint", help="KMS endpoint URL (default: AWS's for the region)")
+        command.add_argument("--kms-link", help="serial:PORT: KMS through the local microVM launcher's proxy, "
+                             "with its key (spec 9.11)")
         command.add_argument("--insecure-dev-master-key-file", action="store_true", default=None,
                              help="INSECURE, development only: a plain master key file in the data directory")
         command.add_argument("--static-key-epoch", type=int,

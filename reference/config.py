@@ -22,6 +22,7 @@ class Config:
     kms_key_id: str | None = None
     kms_region: str | None = None
     kms_endpoint: str | None = None
+    kms_link: str | None = None  # serial:PORT: KMS through the local launcher's proxy (spec 9.11)
     insecure_dev_master_key_file: bool = False
     static_key_epoch: int = 1
     # The store: PostgreSQL at this URL (several instances may share it), else SQLite in data_dir.
@@ -66,6 +67,12 @@ class Config:
             raise ValueError(f"static key epoch must be 1..2^32-1, not {config.static_key_epoch}")
         if config.kms_key_id and config.insecure_dev_master_key_file:
             raise ValueError("--kms-key-id and --insecure-dev-master-key-file exclude each other")
+        if config.kms_link is not None:
+            if not re.fullmatch(r"serial:[A-Za-z0-9._-]+|serial:/\S+", config.kms_link):
+                raise ValueError(f"--kms-link must be serial:PORT, not {config.kms_link!r}")
+            if config.kms_key_id or config.kms_endpoint or config.insecure_dev_master_key_file:
+                raise ValueError("--kms-link takes the launcher's key: --kms-key-id, --kms-endpoint and "
+                                 "--insecure-dev-master-key-file do not apply")
         if config.database_url and not config.database_url.startswith(("postgresql://", "postgres://")):
             raise ValueError("the database URL must start with postgresql:// (without it: SQLite in the data directory)")
         if not 0 <= config.replay_window <= 10_000_000:

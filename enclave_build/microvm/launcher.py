@@ -13,7 +13,10 @@ What a Nitro hypervisor does, done here:
 3. be the enclave's NSM: attestation documents are made here, outside the VM, with those PCRs and
    a development PKI made for this run, and handed over the virtio-serial port
    ``org.nitro-vault.nsm`` (``reference.enclave.nsm.link``). The guest can ask, never choose its PCRs;
-4. relay the enclave's link, a virtio-serial port named ``org.nitro-vault.link`` that stands in
+4. be the enclave's way to KMS, as the vsock-proxy is on AWS: the mocked KMS runs here, trusting
+   this run's NSM root, with a key whose policy releases only to the EIF's PCR0. The enclave's
+   requests come over the port ``org.nitro-vault.kms`` (``reference.enclave.kms_link``);
+5. relay the enclave's link, a virtio-serial port named ``org.nitro-vault.link`` that stands in
    for vsock, to ``tcp:HOST:PORT`` for ``vault-reference host --enclave tcp:HOST:PORT``.
 
 The link is one byte stream, so the relay keeps it in step: it reads each request frame whole from
@@ -35,6 +38,7 @@ import dataclasses
 import importlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -50,9 +54,11 @@ from ..eif import SectionDataReceived, SectionType
 framing = importlib.import_module(sibling("reference.framing"))
 nsm_link = importlib.import_module(sibling("reference.enclave.nsm.link"))
 simulated_nsm = importlib.import_module(sibling("reference.enclave.nsm.simulated"))
+kms_link = importlib.import_module(sibling("reference.enclave.kms_link"))
 
 LINK_PORT_NAME = "org.nitro-vault.link"
 NSM_PORT_NAME = nsm_link.PORT_NAME
+KMS_PORT_NAME = kms_link.PORT_NAME
 DEFAULT_MEMORY_MIB = 1024  # the customer ramdisk is unpacked into RAM, then Python runs beside it
 DEFAULT_CPUS = 2
 DEFAULT_BOOT_TIMEOUT = 120.0  # per attempt: TCG on a busy 2-core machine (the benchmark has the real figure)
@@ -88,10 +94,10 @@ def extract_boot_parts(eif: str | os.PathLike[str], workdir: Path) -> BootParts:
                      measurements=info.measurements.to_json_obj())
 
 
-def qemu_command(parts: BootParts, *, link_socket: Path, nsm_socket: Path, console_log: Path,
+def qemu_command(parts: BootParts, *, link_socket: Path, nsm_socket: Path, kms_socket: Path, console_log: Path,
                  memory_mib: int = DEFAULT_MEMORY_MIB, cpus: int = DEFAULT_CPUS, accel: str = "tcg",
                  qemu: str = QEMU) -> list[str]:
-    """The QEMU command line: a microVM with a serial console and two virtio-serial ports (link, NSM)."""
+    """The QEMU command line: a microVM with a serial console and three virtio-serial ports (link, NSM, KMS)."""
     return [
         qemu, "-M", "microvm,pit=on,pic=on,rtc=on,isa-serial=on", "-accel", accel, "-cpu", "max",
         "-smp", str(cpus), "-m", str(memory_mib),
@@ -103,6 +109,8 @@ def qemu_command(parts: BootParts, *, link_socket: Path, nsm_socket: Path, conso
         "-device", f"virtserialport,chardev=link,name={LINK_PORT_NAME}",
         "-chardev", f"socket,id=nsm,path={nsm_socket},server=on,wait=off",
         "-device", f"virtserialport,chardev=nsm,name={NSM_PORT_NAME}",
+        "-chardev", f"socket,id=kms,path={kms_socket},server=on,wait=off",
+        "-device", f"virtserialport,chardev=kms,name={KMS_PORT_NAME}",
     ]
 
 
@@ -121,7 +129,9 @@ class Link:
 
     async def exchange(self, kind: str, body: bytes) -> tuple[int, bytes]:
         # Shielded: a client that goes away mid-request must not leave the port out of step.
-        return await asyncio.shield(self._exchange(kind, body))
+        task = asyncio.ensure_future(self._exchange(kind, body))
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())  # a failure nobody awaits is not logged
+        return await asyncio.shield(task)
 
     async def _exchange(self, kind: str, body: bytes) -> tuple[int, bytes]:
         async with self._lock:
@@ -151,6 +161,53 @@ async def serve_nsm(link: "Link", nsm) -> None:
         return  # the VM is gone, or its NSM client broke the framing: it gets no more documents
     finally:
         writer.close()
+
+
+class HostKms:
+    """The mocked KMS beside the launcher and the proxy to it (spec 9.11 item 8): its state is the
+    launcher's, it pins this run's NSM root, and its key releases only to the EIF's PCR0 (the
+    embedded default's locked policy). Started on the first request, so a VM that never asks
+    costs nothing."""
+
+    def __init__(self, state: Path, root_pem: bytes, pcr0_hex: str):
+        self._state, self._root, self._pcr0 = state, root_pem, pcr0_hex
+        self._embedded = None
+        self._client = None
+        self.key_arn: str | None = None
+
+    def _start(self) -> None:
+        embedded_kms = importlib.import_module(sibling("reference.embedded_kms"))
+        kms_client = importlib.import_module(sibling("reference.enclave.kms_client"))
+        self._embedded = embedded_kms.EmbeddedKms(self._state, self._root).start()
+        self._client = kms_client.Boto3KmsClient(region=embedded_kms.REGION, endpoint_url=self._embedded.url,
+                                                 access_key_id="vault-enclave-dev", secret_access_key="mock")
+        self.key_arn = self._embedded.key_arn(self._client, self._pcr0)
+
+    def answer(self, kind: str, body: bytes) -> tuple[int, bytes]:
+        if self._embedded is None:
+            try:
+                self._start()
+            except Exception as error:  # the mock did not start: the guest hears KMS is unreachable
+                self.stop()
+                self._embedded = None
+                return 502, f"the launcher's KMS did not start: {error}".encode()
+        return kms_link.answer(self._client, self.key_arn, kind, body)
+
+    async def serve(self, link: "Link") -> None:
+        try:
+            while True:
+                kind, body = await framing.read_request(link.reader)
+                status, reply = await asyncio.to_thread(self.answer, kind, body)
+                link.writer.write(framing.encode_reply(status, reply))
+                await link.writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError, framing.FramingError, UnicodeDecodeError):
+            return
+        finally:
+            link.writer.close()
+
+    def stop(self) -> None:
+        if self._embedded is not None:
+            self._embedded.stop()
 
 
 async def _relay_client(link: "Link | _LinkHolder", reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -215,7 +272,7 @@ class _LinkHolder:
 async def run(eif: str | os.PathLike[str], *, host: str = "127.0.0.1", port: int = 5000,
               memory_mib: int = DEFAULT_MEMORY_MIB, cpus: int = DEFAULT_CPUS, accel: str = "tcg",
               boot_timeout: float = DEFAULT_BOOT_TIMEOUT, attempts: int = DEFAULT_ATTEMPTS,
-              workdir: str | os.PathLike[str] | None = None, qemu: str = QEMU) -> int:
+              kms_pcr0: str | None = None, workdir: str | os.PathLike[str] | None = None, qemu: str = QEMU) -> int:
     """Boot ``eif`` and relay its link until the VM ends or the launcher is stopped; QEMU's status."""
     if shutil.which(qemu) is None:
         raise LauncherError(f"{qemu} is not installed (Debian: qemu-system-x86)")
@@ -223,6 +280,8 @@ async def run(eif: str | os.PathLike[str], *, host: str = "127.0.0.1", port: int
         work = Path(tmp)
         parts = extract_boot_parts(eif, work)
         nsm = host_nsm(parts.measurements, work / "nsm")
+        # The key policy's PCR0: the operator's expectation when given, else the EIF's own.
+        kms = HostKms(work / "kms", nsm.root_pem(), kms_pcr0 or parts.measurements["PCR0"])
         holder = _LinkHolder()
         try:
             server = await asyncio.start_server(lambda r, w: _relay_client(holder, r, w), host, port)
@@ -231,17 +290,19 @@ async def run(eif: str | os.PathLike[str], *, host: str = "127.0.0.1", port: int
         try:
             for attempt in range(1, attempts + 1):
                 link_socket, nsm_socket = work / f"link-{attempt}.sock", work / f"nsm-{attempt}.sock"
-                console_log = work / f"console-{attempt}.log"
-                command = qemu_command(parts, link_socket=link_socket, nsm_socket=nsm_socket, console_log=console_log,
-                                       memory_mib=memory_mib, cpus=cpus, accel=accel, qemu=qemu)
+                kms_socket, console_log = work / f"kms-{attempt}.sock", work / f"console-{attempt}.log"
+                command = qemu_command(parts, link_socket=link_socket, nsm_socket=nsm_socket, kms_socket=kms_socket,
+                                       console_log=console_log, memory_mib=memory_mib, cpus=cpus, accel=accel,
+                                       qemu=qemu)
                 started = time.monotonic()
                 vm = await asyncio.create_subprocess_exec(*command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                                           stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
-                nsm_service = None
+                services: list[asyncio.Future] = []
                 try:
                     try:
                         link = await _connect_link(link_socket, vm)
-                        nsm_service = asyncio.ensure_future(serve_nsm(await _connect_link(nsm_socket, vm), nsm))
+                        services.append(asyncio.ensure_future(serve_nsm(await _connect_link(nsm_socket, vm), nsm)))
+                        services.append(asyncio.ensure_future(kms.serve(await _connect_link(kms_socket, vm))))
                         await _wait_first_answer(link, vm, boot_timeout, console_log)
                     except BootFailed as failure:
                         _emit("boot-failed", attempt=attempt, reason=str(failure),
@@ -252,20 +313,21 @@ async def run(eif: str | os.PathLike[str], *, host: str = "127.0.0.1", port: int
                     holder.set(link, up=True)
                     _emit("ready", listen=f"tcp:{host}:{port}", bootSeconds=round(time.monotonic() - started, 2),
                           attempt=attempt, measurements=parts.measurements, consoleLog=str(console_log),
-                          nsmRootPem=nsm.root_pem().decode())
+                          nsmRootPem=nsm.root_pem().decode(), kmsKeyArn=kms.key_arn)
                     status = await _wait_stopped(vm)
                     _emit("exited", status=status, console=_console_tail(console_log))
                     return status
                 finally:  # whatever ends this attempt (a failed boot, an error, cancellation), the VM goes
                     holder.set(None)
-                    if nsm_service is not None:
-                        nsm_service.cancel()
+                    for service in services:
+                        service.cancel()
                     if vm.returncode is None:
                         vm.kill()
                     await asyncio.shield(vm.wait())
             raise AssertionError("unreachable")
         finally:
             server.close()
+            kms.stop()
 
 
 async def _connect_link(path: Path, vm: asyncio.subprocess.Process) -> Link:
@@ -294,9 +356,18 @@ async def _wait_first_answer(link: Link, vm: asyncio.subprocess.Process, timeout
     A VM that ends first, or prints a failed boot, is a :class:`BootFailed`."""
     probe = asyncio.ensure_future(link.exchange("public-key", b""))
     deadline = time.monotonic() + timeout
+
+    def command_ended() -> None:
+        # The image's command ran and exited (a KMS denial, bad configuration): booting the same EIF
+        # again would end the same way, so this is not retried.
+        tail = _console_tail(console)
+        if "enclave-init:" in tail and (" exited with status " in tail or " ended by signal " in tail):
+            raise LauncherError(f"the enclave's command ended before answering; console:\n{tail}")
+
     try:
         while not probe.done():
             if vm.returncode is not None:
+                command_ended()
                 raise BootFailed(f"the VM ended with status {vm.returncode} before answering")
             marker = _boot_failure(console)
             if marker is not None:
@@ -305,6 +376,8 @@ async def _wait_first_answer(link: Link, vm: asyncio.subprocess.Process, timeout
                 raise BootFailed(f"no answer within {timeout:.0f} s")
             await asyncio.wait({probe}, timeout=0.25)
         if probe.exception() is not None:
+            await asyncio.sleep(0.5)  # the console's last lines, written as the VM went down
+            command_ended()
             raise BootFailed(f"the link broke before the first answer: {probe.exception()!r}")
         status, body = probe.result()
         if status != 200:
@@ -337,6 +410,8 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--accel", default="tcg", help="QEMU accelerator (default tcg; kvm where nesting works)")
     p.add_argument("--boot-timeout", type=float, default=DEFAULT_BOOT_TIMEOUT,
                    help=f"seconds to the first answer, per attempt (default {DEFAULT_BOOT_TIMEOUT:.0f})")
+    p.add_argument("--kms-pcr0", metavar="HEX",
+                   help="the PCR0 the KMS key's policy releases to (default: the EIF's own PCR0)")
     p.add_argument("--attempts", type=int, default=DEFAULT_ATTEMPTS,
                    help=f"boots to try when one fails under emulation (default {DEFAULT_ATTEMPTS})")
 
@@ -347,5 +422,7 @@ def run_from_args(a: argparse.Namespace) -> int:
     for name in ("memory", "cpus", "attempts"):
         if getattr(a, name) < 1:
             raise LauncherError(f"--{name} {getattr(a, name)}: must be at least 1")
+    if a.kms_pcr0 is not None and not re.fullmatch(r"[0-9a-fA-F]{96}", a.kms_pcr0):
+        raise LauncherError(f"--kms-pcr0 {a.kms_pcr0!r}: not 48 bytes of hex")
     return asyncio.run(run(a.eif, host=a.host, port=a.port, memory_mib=a.memory, cpus=a.cpus, accel=a.accel,
-                           boot_timeout=a.boot_timeout, attempts=a.attempts))
+                           boot_timeout=a.boot_timeout, attempts=a.attempts, kms_pcr0=a.kms_pcr0))

@@ -89,7 +89,7 @@ def test_the_local_eif_boots_and_the_harness_passes_with_its_own_pcrs(local_a, t
         assert vault.ready["measurements"] == described == json.loads(local_a["measurements"].read_text())["Measurements"]
         report = tmp_path / "report"
         status = subprocess.run(
-            [sys.executable, "-m", "harness.cli", "run", "--target", vault.url, "--profile", ri.WALK_PROFILES,
+            [sys.executable, "-m", "harness.cli", "run", "--target", vault.url, "--profile", ri.LOCAL_WALK_PROFILES,
              "--attestation-root", str(_pinned_root(vault, tmp_path)), "--expected-pcrs",
              str(local_a["measurements"]), "--report-dir", str(report)], capture_output=True, text=True)
     finally:
@@ -98,6 +98,10 @@ def test_the_local_eif_boots_and_the_harness_passes_with_its_own_pcrs(local_a, t
     results = _results(report)
     assert results["attestation/plain-document"]["verdict"] == "OK"
     assert results["attestation/envelope-document"]["verdict"] == "OK"
+    # the master key came from the mocked KMS through the launcher's proxy, released to this PCR0
+    assert vault.ready["kmsKeyArn"].startswith("arn:aws:kms:")
+    kms_checks = {i: r["verdict"] for i, r in results.items() if i.startswith("kms/")}
+    assert kms_checks and set(kms_checks.values()) <= {"OK", "INFORMATIONAL"}, kms_checks
     # the attested PCRs are the EIF's: the harness names the set it matched
     message = results["attestation/pcrs-expected"]["message"]
     assert all(described[pcr] in message for pcr in ("PCR0", "PCR1", "PCR2"))
@@ -124,6 +128,13 @@ def test_one_changed_byte_of_the_reference_changes_pcr2_and_the_comparison_fails
     # the booted, changed EIF attests its own PCRs: the old expectation refuses it, its own accepts it
     assert (status_old, verdicts_old["attestation/plain-document"]) == (1, "FAILED")
     assert (status_new, verdicts_new["attestation/plain-document"]) == (0, "OK")
+
+    # KMS releases the master key only to the expected image: with the key policy on the honest
+    # EIF's PCR0, the changed EIF is denied at boot and never answers (not retried: it would end alike)
+    with pytest.raises(ri.ReferenceImageError) as refused:
+        ri.serve_local(changed["eif"], launcher_args=["--kms-pcr0", local_a["pcrs"].pcr0])
+    assert "AccessDeniedException" in str(refused.value) and "exited with status 1" in str(refused.value)
+    assert "boot attempt" not in str(refused.value)
 
 
 def test_the_blobs_are_the_same_bytes_when_made_again(local_blobs_dir, kernel_cache, tmp_path):

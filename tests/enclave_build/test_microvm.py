@@ -193,17 +193,19 @@ def test_the_launcher_boots_the_eifs_own_kernel_and_ramdisks_with_describes_pcrs
     with open(eif, "rb") as f:
         assert parts.measurements == inspect_eif(f).measurements.to_json_obj()
     command = launcher.qemu_command(parts, link_socket=work / "l.sock", nsm_socket=work / "n.sock",
-                                    console_log=work / "c.log")
+                                    kms_socket=work / "k.sock", console_log=work / "c.log")
     assert command[command.index("-kernel") + 1] == str(parts.kernel)
     assert command[command.index("-initrd") + 1] == str(parts.initrd)
     assert command[command.index("-append") + 1] == "console=ttyS0 reboot=t"
     assert f"virtserialport,chardev=link,name={launcher.LINK_PORT_NAME}" in command
     assert f"virtserialport,chardev=nsm,name={launcher.NSM_PORT_NAME}" in command
+    assert f"virtserialport,chardev=kms,name={launcher.KMS_PORT_NAME}" in command
     assert "-no-reboot" in command  # the guest's reset is the VM's end
     # the local image asks for its documents on that port, and listens on the link
     dockerfile = (Path(__file__).parents[2] / "enclave_build/image/local/Dockerfile").read_text()
     assert f'"--nsm", "serial:{launcher.NSM_PORT_NAME}"' in dockerfile
     assert f'"--listen", "serial:{launcher.LINK_PORT_NAME}"' in dockerfile
+    assert f'"--kms-link", "serial:{launcher.KMS_PORT_NAME}"' in dockerfile
 
 
 def test_a_damaged_eif_is_not_booted(tmp_path: Path):

@@ -187,3 +187,99 @@ def test_the_launchers_nsm_takes_no_pcrs_from_the_image(overrides, message):
     assert Config.from_env(nsm="serial:org.nitro-vault.nsm").nsm == "serial:org.nitro-vault.nsm"
     with pytest.raises(ValueError, match=message):
         Config.from_env(**overrides)
+
+
+# --- KMS through the launcher's proxy (spec 9.11 item 8) -------------------------------------------
+
+
+class FakeKms:
+    """A KMS client double: records calls; denies when told to."""
+
+    def __init__(self, deny: bool = False):
+        self.deny, self.calls = deny, []
+
+    def generate_data_key(self, key_id, recipient):
+        from reference.enclave.kms import KmsDenied
+
+        self.calls.append(("generate_data_key", key_id, recipient))
+        if self.deny:
+            raise KmsDenied("KMS refused GenerateDataKey (AccessDeniedException): PCR0 does not match")
+        return key_id, b"blob", b"for-recipient"
+
+    def decrypt(self, key_id, blob, recipient):
+        self.calls.append(("decrypt", key_id, blob))
+        return b"for-recipient-again"
+
+    def get_key_policy(self, key_id):
+        return '{"Version": "2012-10-17"}'
+
+
+RECIPIENT = {"KeyEncryptionAlgorithm": "RSAES_OAEP_SHA_256", "AttestationDocument": b"\x84doc"}
+
+
+def test_the_enclave_reaches_kms_only_through_the_launchers_key(tmp_path: Path):
+    import threading
+
+    from reference.enclave.kms import KmsDenied
+    from reference.enclave.kms_link import LinkKmsClient, answer
+
+    kms = FakeKms()
+    controller, device = os.openpty()
+    tty.setraw(device)
+
+    def serve():
+        while True:
+            try:
+                (n,) = framing._REQUEST_HEAD.unpack(_read_exactly(controller, 2))
+                kind = _read_exactly(controller, n).decode()
+                (length,) = framing._LENGTH.unpack(_read_exactly(controller, 4))
+                status, reply = answer(kms, "arn:aws:kms:us-east-1:111122223333:key/launchers", kind,
+                                       _read_exactly(controller, length))
+                os.write(controller, framing.encode_reply(status, reply))
+            except (EOFError, OSError):
+                return
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        client = LinkKmsClient(os.ttyname(device))
+        arn = client.key_arn()
+        assert arn == "arn:aws:kms:us-east-1:111122223333:key/launchers"
+        # whatever key the image names, the launcher's is used
+        assert client.generate_data_key("arn:aws:kms:other", RECIPIENT) == (arn, b"blob", b"for-recipient")
+        assert kms.calls[-1] == ("generate_data_key", arn, RECIPIENT)
+        assert client.decrypt(None, b"blob", RECIPIENT) == b"for-recipient-again"
+        assert client.get_key_policy(None) == '{"Version": "2012-10-17"}'
+        kms.deny = True
+        with pytest.raises(KmsDenied, match="PCR0 does not match"):
+            client.generate_data_key(None, RECIPIENT)
+    finally:
+        os.close(device)
+        os.close(controller)
+
+
+@pytest.mark.parametrize("kind, request_", [
+    ("generate-data-key", {}),                                               # no recipient
+    ("generate-data-key", {"recipient": {"AttestationDocument": b"x"}}),     # no algorithm
+    ("generate-data-key", {"recipient": RECIPIENT, "keyId": "arn:aws:kms:other"}),  # the image names no key
+    ("decrypt", {"ciphertextBlob": "text", "recipient": RECIPIENT}),
+    ("get-key-policy", {"keyId": "x"}),
+    ("create-key", {}),                                                      # not forwarded
+])
+def test_the_kms_proxy_forwards_only_the_boot_flows_requests(kind, request_):
+    import cbor2
+
+    from reference.enclave.kms_link import answer
+
+    kms = FakeKms()
+    status, reply = answer(kms, "arn", kind, cbor2.dumps(request_))
+    assert status == 400 and kms.calls == []
+
+
+def test_the_kms_proxy_answers_403_on_a_denial_and_400_on_hostile_bytes():
+    import cbor2
+
+    from reference.enclave.kms_link import answer
+
+    assert answer(FakeKms(deny=True), "arn", "generate-data-key", cbor2.dumps({"recipient": RECIPIENT}))[0] == 403
+    for body in (b"\xff", b"\xa0\x00", b"\x5a\xff\xff\xff\xff", b""):
+        assert answer(FakeKms(), "arn", "generate-data-key", body)[0] == 400

@@ -16,12 +16,9 @@ from __future__ import annotations
 
 import datetime as _dt
 import io
-import os
-import threading
 
 import cbor2
 
-from ...framing import _REPLY_HEAD, MAX_FRAME, encode_request
 from .errors import NsmDeviceError, NsmInvalidInput
 from .limits import check_inputs
 
@@ -34,31 +31,18 @@ class LinkNsm:
     development_root = True  # the launcher's root is a development root (served for dev verifiers)
 
     def __init__(self, port: str = PORT_NAME):
-        from ..server import resolve_serial_port
+        from ..serial_link import SerialLink
 
-        self._path = resolve_serial_port(port)
-        self._fd = os.open(self._path, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
-        self._lock = threading.Lock()
+        self._link = SerialLink(port)
         self._root: bytes | None = None
 
-    def _read_exactly(self, n: int) -> bytes:
-        data = bytearray()
-        while len(data) < n:
-            chunk = os.read(self._fd, n - len(data))
-            if not chunk:
-                raise NsmDeviceError(f"the NSM link {self._path} closed")
-            data += chunk
-        return bytes(data)
-
     def _exchange(self, kind: str, body: bytes) -> tuple[int, bytes]:
-        with self._lock:
-            frame = encode_request(kind, body)
-            while frame:
-                frame = frame[os.write(self._fd, frame):]
-            status, length = _REPLY_HEAD.unpack(self._read_exactly(_REPLY_HEAD.size))
-            if length > MAX_FRAME:
-                raise NsmDeviceError(f"the NSM link sent a reply of {length} bytes")
-            return status, self._read_exactly(length)
+        from ..serial_link import SerialLinkError
+
+        try:
+            return self._link.exchange(kind, body)
+        except SerialLinkError as error:
+            raise NsmDeviceError(f"the NSM link failed: {error}") from None
 
     def attest(self, user_data: bytes | None = None, nonce: bytes | None = None, public_key: bytes | None = None,
                *, now: _dt.datetime | None = None) -> bytes:
