@@ -611,9 +611,9 @@ def serve_local(eif: str | os.PathLike[str], *, http_port: int | None = None, bo
         raise
 
 
-# The profiles the walk requires. Not `kms`: the image's enclave runs on the development key file
-# (serve_image) because the image carries no KMS client and no KMS is reachable from it yet, so the
-# key-release checks cannot pass here; they run against the embedded default (the README's main job).
+# The profiles the Docker walk requires. Not `kms`: there the image's enclave runs on the development key
+# file (serve_image), as no KMS is reachable from the container; the key-release checks run against the
+# embedded default (the README's main job) and against the local flavour, whose launcher proxies KMS.
 WALK_PROFILES = "core,accounts,attestation"
 # The local flavour boots through the launcher's KMS proxy (spec 9.11): key release is checked too.
 LOCAL_WALK_PROFILES = WALK_PROFILES + ",kms"
