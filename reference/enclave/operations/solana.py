@@ -19,6 +19,14 @@ def _solana():
     return solana
 
 
+def _parsed(parse, *args):
+    """``parse(*args)`` from the Solana module, its input errors answered as invalid_input."""
+    try:
+        return parse(*args)
+    except _solana().SolanaInputError as exc:
+        raise _invalid(str(exc)) from None
+
+
 def _key_address(ctx, pubkey: str) -> bytes:
     return ctx.store.address("solana", pubkey)
 
@@ -63,10 +71,7 @@ def list_accounts(ctx, request) -> dict:
 
 def _signing_key(ctx, request, principal) -> tuple[dict, str]:
     options = _options(request)
-    try:
-        pubkey = _solana().parse_pubkey(options.get("from"), "options.from")
-    except _solana().SolanaInputError as exc:
-        raise _invalid(str(exc)) from None
+    pubkey = _parsed(_solana().parse_pubkey, options.get("from"), "options.from")
     record = ctx.store.get(_key_address(ctx, pubkey))
     if record is None or record["accountId"] != principal.account_id:
         raise OperationError(OperationCode.NOT_FOUND, "no such Solana account for this account")
@@ -79,10 +84,7 @@ def sign_message(ctx, request) -> dict:
     principal.require("solana:signMessage")
     record, pubkey = _signing_key(ctx, request, principal)
     options = request.options
-    try:
-        message = _solana().message_bytes(options.get("message"), options.get("format", "text"))
-    except _solana().SolanaInputError as exc:
-        raise _invalid(str(exc)) from None
+    message = _parsed(_solana().message_bytes, options.get("message"), options.get("format", "text"))
     principal.require("solana:signMessage", policy.Facts(metadata=record["metadata"], options=options, address=pubkey))
     return {"signature": _solana().base58(_solana().sign(bytes.fromhex(record["seed"]), message))}
 
@@ -92,10 +94,7 @@ def sign_transaction(ctx, request) -> dict:
     principal.require("solana:signTransaction")
     record, pubkey = _signing_key(ctx, request, principal)
     options = request.options
-    try:
-        transaction = _solana().parse_transaction(options.get("transaction"))
-    except _solana().SolanaInputError as exc:
-        raise _invalid(str(exc)) from None
+    transaction = _parsed(_solana().parse_transaction, options.get("transaction"))
     if pubkey not in transaction.signers:
         raise _invalid("options.from is not a required signer of this transaction")
     principal.require("solana:signTransaction", policy.Facts(metadata=record["metadata"], options=options,
