@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,7 +67,7 @@ class Config:
         if config.kms_key_id and config.insecure_dev_master_key_file:
             raise ValueError("--kms-key-id and --insecure-dev-master-key-file exclude each other")
         if config.kms_link is not None:
-            if not re.fullmatch(r"serial:[A-Za-z0-9._-]+|serial:/\S+", config.kms_link):
+            if not _is_serial(config.kms_link):
                 raise ValueError(f"--kms-link must be serial:PORT, not {config.kms_link!r}")
             if config.kms_key_id or config.kms_endpoint or config.insecure_dev_master_key_file:
                 raise ValueError("--kms-link takes the launcher's key: --kms-key-id, --kms-endpoint and "
@@ -77,7 +76,7 @@ class Config:
             raise ValueError("the database URL must start with postgresql:// (without it: SQLite in the data directory)")
         if not 0 <= config.replay_window <= 10_000_000:
             raise ValueError(f"--replay-window must be 0 (off) to 10000000 requests, not {config.replay_window}")
-        if config.nsm not in ("simulated", "device") and not re.fullmatch(r"serial:[A-Za-z0-9._-]+|serial:/\S+", config.nsm):
+        if config.nsm not in ("simulated", "device") and not _is_serial(config.nsm):
             raise ValueError(f"nsm must be 'simulated', 'device' or serial:PORT, not {config.nsm!r}")
         if config.nsm.startswith("serial:") and (config.pcrs_file is not None or config.nsm_debug):
             raise ValueError("--nsm serial:PORT attests the launcher's PCRs: --pcrs-file and --nsm-debug do not apply")
@@ -96,3 +95,13 @@ class Config:
         if not pcrs:
             raise ValueError(f"{self.pcrs_file}: no PCRn entries")
         return pcrs
+
+
+def _is_serial(address: str) -> bool:
+    """A ``serial:PORT`` address, by the framing's own rule (one rule for --listen, --nsm, --kms-link)."""
+    from .framing import parse_address
+
+    try:
+        return parse_address(address)[0] == "serial"
+    except ValueError:
+        return False

@@ -35,6 +35,7 @@ import asyncio
 import contextlib
 import ctypes
 import dataclasses
+import functools
 import importlib
 import json
 import os
@@ -45,7 +46,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from .. import errors, sibling
 from ..describe import inspect_eif
@@ -148,19 +149,19 @@ def host_nsm(measurements: dict[str, Any], state_dir: Path):
     return simulated_nsm.SimulatedNsm(state_dir, pcrs=pcrs)
 
 
-async def serve_nsm(link: "Link", nsm) -> None:
-    """Answer the guest's NSM requests on its port until the VM goes (spec 9.11 item 7)."""
-    reader, writer = link.reader, link.writer
+async def serve_port(link: "Link", answer: Callable[[str, bytes], tuple[int, bytes]]) -> None:
+    """Answer the guest's requests on one of the launcher's ports (its NSM, its KMS proxy) until the
+    VM goes. ``answer`` may block (a KMS call): it runs in a thread, one request at a time."""
     try:
         while True:
-            kind, body = await framing.read_request(reader)
-            status, reply = nsm_link.answer(nsm, kind, body)
-            writer.write(framing.encode_reply(status, reply))
-            await writer.drain()
+            kind, body = await framing.read_request(link.reader)
+            status, reply = await asyncio.to_thread(answer, kind, body)
+            link.writer.write(framing.encode_reply(status, reply))
+            await link.writer.drain()
     except (asyncio.IncompleteReadError, ConnectionError, framing.FramingError, UnicodeDecodeError):
-        return  # the VM is gone, or its NSM client broke the framing: it gets no more documents
+        return  # the VM is gone, or the guest broke the framing: it gets no more answers on this port
     finally:
-        writer.close()
+        link.writer.close()
 
 
 class HostKms:
@@ -192,18 +193,6 @@ class HostKms:
                 self._embedded = None
                 return 502, f"the launcher's KMS did not start: {error}".encode()
         return kms_link.answer(self._client, self.key_arn, kind, body)
-
-    async def serve(self, link: "Link") -> None:
-        try:
-            while True:
-                kind, body = await framing.read_request(link.reader)
-                status, reply = await asyncio.to_thread(self.answer, kind, body)
-                link.writer.write(framing.encode_reply(status, reply))
-                await link.writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError, framing.FramingError, UnicodeDecodeError):
-            return
-        finally:
-            link.writer.close()
 
     def stop(self) -> None:
         if self._embedded is not None:
@@ -301,8 +290,10 @@ async def run(eif: str | os.PathLike[str], *, host: str = "127.0.0.1", port: int
                 try:
                     try:
                         link = await _connect_link(link_socket, vm)
-                        services.append(asyncio.ensure_future(serve_nsm(await _connect_link(nsm_socket, vm), nsm)))
-                        services.append(asyncio.ensure_future(kms.serve(await _connect_link(kms_socket, vm))))
+                        for socket_path, answer in ((nsm_socket, functools.partial(nsm_link.answer, nsm)),
+                                                    (kms_socket, kms.answer)):
+                            port_link = await _connect_link(socket_path, vm)
+                            services.append(asyncio.ensure_future(serve_port(port_link, answer)))
                         await _wait_first_answer(link, vm, boot_timeout, console_log)
                     except BootFailed as failure:
                         _emit("boot-failed", attempt=attempt, reason=str(failure),

@@ -17,8 +17,6 @@ unreachable), 400 (the request was malformed). The guest never holds KMS credent
 
 from __future__ import annotations
 
-import io
-
 import cbor2
 
 from .kms import KmsBootError, KmsDenied, KmsFailed, KmsUnreachable
@@ -79,13 +77,12 @@ def _recipient(value) -> dict | None:
 def answer(client, key_id: str, kind: str, body: bytes) -> tuple[int, bytes]:
     """The proxy's answer to one request, calling KMS with the launcher's client and key. Blocking;
     never raises on what the guest sends."""
-    stream = io.BytesIO(body)
+    from .serial_link import decode_request_map
+
     try:
-        request = cbor2.CBORDecoder(stream).decode()
-    except Exception:  # cbor2 raises several types on hostile input
-        return 400, b"the request is not one CBOR item"
-    if stream.tell() != len(body) or not isinstance(request, dict):
-        return 400, b"the request must be one CBOR map"
+        request = decode_request_map(body)
+    except ValueError as error:
+        return 400, str(error).encode()
     try:
         if kind == "generate-data-key" and set(request) == {"recipient"} and _recipient(request["recipient"]):
             arn, blob, for_recipient = client.generate_data_key(key_id, request["recipient"])

@@ -7,8 +7,11 @@ whole, so the port never gets out of step.
 
 from __future__ import annotations
 
+import io
 import os
 import threading
+
+import cbor2
 
 from ..framing import _REPLY_HEAD, MAX_FRAME, encode_request
 
@@ -43,3 +46,18 @@ class SerialLink:
             if length > MAX_FRAME:
                 raise SerialLinkError(f"the link {self.path} sent a reply of {length} bytes")
             return status, self._read_exactly(length)
+
+
+def decode_request_map(body: bytes) -> dict:
+    """A request body on the launcher's side: one CBOR map and nothing after it, else ValueError
+    naming what is wrong (the reason goes back to the guest in a 400)."""
+    stream = io.BytesIO(body)
+    try:
+        request = cbor2.CBORDecoder(stream).decode()
+    except Exception:  # cbor2 raises several types on hostile input; all mean "not one CBOR item"
+        raise ValueError("the request is not one CBOR item") from None
+    if stream.tell() != len(body):
+        raise ValueError("the request has bytes after its CBOR item")
+    if not isinstance(request, dict):
+        raise ValueError("the request must be a CBOR map")
+    return request

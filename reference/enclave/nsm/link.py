@@ -15,7 +15,6 @@ So code in the image, changed or not, gets documents only with the PCRs of the E
 from __future__ import annotations
 
 import datetime as _dt
-import io
 
 import cbor2
 
@@ -77,15 +76,13 @@ def answer(nsm, kind: str, body: bytes) -> tuple[int, bytes]:
         return 200, nsm.root_pem()
     if kind != "attest":
         return 400, f"unknown NSM request {kind!r}".encode()
-    stream = io.BytesIO(body)
+    from ..serial_link import decode_request_map
+
     try:
-        request = cbor2.CBORDecoder(stream).decode()
-    except Exception:  # cbor2 raises several types on hostile input; all mean "not one CBOR item"
-        return 400, b"the request is not one CBOR item"
-    if stream.tell() != len(body):
-        return 400, b"the request has bytes after its CBOR item"
-    if (not isinstance(request, dict) or not set(request) <= _FIELDS
-            or not all(isinstance(v, bytes) for v in request.values())):
+        request = decode_request_map(body)
+    except ValueError as error:
+        return 400, str(error).encode()
+    if not set(request) <= _FIELDS or not all(isinstance(v, bytes) for v in request.values()):
         return 400, b"the request must map user_data, nonce and public_key to byte strings"
     try:
         return 200, nsm.attest(**request)
