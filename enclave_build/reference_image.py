@@ -598,7 +598,7 @@ def serve_local(eif: str | os.PathLike[str], *, http_port: int | None = None, bo
         if ready is None:
             launcher.wait()
             raise ReferenceImageError(f"the microVM launcher exited ({launcher.returncode}) before the enclave "
-                                      "answered: " + "\n".join(said[-30:]))
+                                      "answered: " + "\n".join(said[-100:]))  # its error and the console tail it quotes
         _log(f"enclave up in {ready['bootSeconds']} s (boot attempt {ready['attempt']})")
 
         def launcher_dead() -> str | None:

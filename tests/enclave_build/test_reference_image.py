@@ -136,9 +136,12 @@ def _repo_copy_with_one_byte_changed(dst: Path) -> Path:
     return dst
 
 
-def _harness(url: str, expected: Path, report_dir: Path) -> tuple[int, dict[str, str]]:
-    status = subprocess.run([sys.executable, "-m", "harness.cli", "run", "--target", url, "--select", "attestation/*",
-                             "--attestation-root-from-target", "--expected-pcrs", str(expected),
+def _harness(url: str, expected: Path, report_dir: Path, *, root: Path | None = None,
+             select: str = "attestation/*") -> tuple[int, dict[str, str]]:
+    """The harness's status and verdicts; the root pinned from ``root``, else taken from the target."""
+    trust = ["--attestation-root", str(root)] if root is not None else ["--attestation-root-from-target"]
+    status = subprocess.run([sys.executable, "-m", "harness.cli", "run", "--target", url, "--select", select,
+                             *trust, "--expected-pcrs", str(expected),
                              "--report-dir", str(report_dir)], capture_output=True, text=True).returncode
     report = json.loads((report_dir / "report.json").read_text())
     return status, {r["id"]: r["verdict"] for r in report["results"]}

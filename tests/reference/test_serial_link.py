@@ -283,3 +283,16 @@ def test_the_kms_proxy_answers_403_on_a_denial_and_400_on_hostile_bytes():
     assert answer(FakeKms(deny=True), "arn", "generate-data-key", cbor2.dumps({"recipient": RECIPIENT}))[0] == 403
     for body in (b"\xff", b"\xa0\x00", b"\x5a\xff\xff\xff\xff", b""):
         assert answer(FakeKms(), "arn", "generate-data-key", body)[0] == 400
+
+
+def test_a_pcr_in_an_nsm_request_is_refused_by_name_not_by_accident(tmp_path: Path):
+    """A byte-string ``pcrs`` member is refused because it is not one of the three inputs, with a reason
+    that says which members exist (not a TypeError that happened to stop it)."""
+    import cbor2
+
+    from reference.enclave.nsm import SimulatedNsm
+    from reference.enclave.nsm.link import answer
+
+    status, reply = answer(SimulatedNsm(tmp_path / "nsm", pcrs={0: b"\x11" * 48}), "attest",
+                           cbor2.dumps({"pcrs": b"\x22" * 48}))
+    assert status == 400 and b"user_data, nonce and public_key" in reply
